@@ -1,0 +1,279 @@
+//! Errors in a topology file, as miette diagnostics: file:line:col, the
+//! source line with a label under the offending value, and a help line.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use serde::Serialize;
+
+use crate::spec::Span;
+
+/// The text of a topology file and the name it is shown under.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<SourceFile> {
+        Arc::new(SourceFile {
+            name: name.into(),
+            text: text.into(),
+        })
+    }
+
+    /// The byte range a span covers, clamped to the text.
+    fn byte_range(&self, span: Span) -> Option<(usize, usize)> {
+        let (offset, len) = match span.bytes {
+            Some(range) => range,
+            None if span.line > 0 => (self.offset_of(span.line, span.column)?, 0),
+            None => return None,
+        };
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let mut end = offset + len.min(self.text.len() - offset);
+        while !self.text.is_char_boundary(end) {
+            end += 1;
+        }
+        Some((offset, end - offset))
+    }
+
+    /// Byte offset of a 1-based line and (character) column.
+    fn offset_of(&self, line: u32, column: u32) -> Option<usize> {
+        let start = if line <= 1 {
+            0
+        } else {
+            self.text
+                .match_indices('\n')
+                .nth(line as usize - 2)
+                .map(|(at, _)| at + 1)?
+        };
+        let rest = &self.text[start..];
+        let within = rest
+            .char_indices()
+            .nth(column.saturating_sub(1) as usize)
+            .map_or(rest.len(), |(at, _)| at);
+        Some(start + within)
+    }
+
+    /// 1-based line and column of a span, computed from its bytes when the
+    /// parser did not give them.
+    fn line_column(&self, span: Span) -> (u32, u32) {
+        if span.line > 0 {
+            return (span.line, span.column);
+        }
+        match self.byte_range(span) {
+            Some((offset, _)) => {
+                let before = &self.text[..offset];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                (line as u32, column as u32)
+            }
+            None => (0, 0),
+        }
+    }
+}
+
+/// One problem in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub span: Span,
+    /// Short text under the offending value; defaults to the message.
+    pub label: Option<String>,
+    /// The fix, when there is an obvious one.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            span,
+            label: None,
+            help: None,
+        }
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Every problem found in one file, reported together.
+#[derive(Debug)]
+pub struct Diagnostics {
+    pub source: Arc<SourceFile>,
+    pub items: Vec<Diagnostic>,
+}
+
+/// The machine-readable form of one diagnostic (`--output json`).
+#[derive(Debug, Serialize)]
+pub struct JsonDiagnostic<'a> {
+    pub file: &'a str,
+    pub line: u32,
+    pub column: u32,
+    pub message: &'a str,
+    pub help: Option<&'a str>,
+}
+
+impl Diagnostics {
+    pub fn new(source: Arc<SourceFile>, items: Vec<Diagnostic>) -> Self {
+        Diagnostics { source, items }
+    }
+
+    /// The graphical report of every diagnostic, as shown on a terminal.
+    pub fn render(&self, color: bool) -> String {
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+        let mut out = String::new();
+        for item in &self.items {
+            let shown = Shown {
+                item,
+                source: &self.source,
+                named: NamedSource::new(self.source.name.clone(), self.source.text.clone()),
+            };
+            if handler.render_report(&mut out, &shown).is_err() {
+                out.push_str(&format!("{}: {}\n", self.source.name, item.message));
+            }
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> Vec<JsonDiagnostic<'_>> {
+        self.items
+            .iter()
+            .map(|item| {
+                let (line, column) = self.source.line_column(item.span);
+                JsonDiagnostic {
+                    file: &self.source.name,
+                    line,
+                    column,
+                    message: &item.message,
+                    help: item.help.as_deref(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.items.len() {
+            1 => write!(f, "{} has 1 error", self.source.name),
+            n => write!(f, "{} has {n} errors", self.source.name),
+        }
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// One diagnostic with its file, in the shape miette renders.
+struct Shown<'a> {
+    item: &'a Diagnostic,
+    source: &'a SourceFile,
+    named: NamedSource<String>,
+}
+
+impl fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.item.message.fmt(f)
+    }
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (line, column) = self.source.line_column(self.item.span);
+        if line == 0 {
+            write!(f, "{}: {}", self.source.name, self.item.message)
+        } else {
+            write!(
+                f,
+                "{}:{line}:{column}: {}",
+                self.source.name, self.item.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for Shown<'_> {}
+
+impl miette::Diagnostic for Shown<'_> {
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.item
+            .help
+            .as_ref()
+            .map(|help| Box::new(help) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.byte_range(self.item.span)?;
+        Some(&self.named)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let (offset, len) = self.source.byte_range(self.item.span)?;
+        let label = self.item.label.clone().unwrap_or_else(|| "here".to_string());
+        let span = SourceSpan::new(offset.into(), len);
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(label),
+            span,
+        ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_come_from_bytes_when_missing() {
+        let source = SourceFile::new("t.yaml", "name: x\npods:\n  wéb: {}\n");
+        let span = Span {
+            line: 0,
+            column: 0,
+            bytes: Some((19, 1)),
+        };
+        assert_eq!(source.line_column(span), (3, 5));
+        let from_position = Span {
+            line: 3,
+            column: 3,
+            bytes: None,
+        };
+        assert_eq!(source.byte_range(from_position), Some((16, 0)));
+    }
+
+    #[test]
+    fn json_names_file_line_and_column() {
+        let source = SourceFile::new("t.yaml", "name: X\n");
+        let span = Span {
+            line: 1,
+            column: 7,
+            bytes: Some((6, 1)),
+        };
+        let diagnostics = Diagnostics::new(
+            source,
+            vec![Diagnostic::new(span, "bad name").with_help("use lower case")],
+        );
+        let json = serde_json::to_value(diagnostics.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{"file": "t.yaml", "line": 1, "column": 7,
+                                "message": "bad name", "help": "use lower case"}])
+        );
+    }
+}
