@@ -7,3 +7,5 @@
 pub mod diagnostics;
 pub mod load;
 pub mod spec;
+pub mod model;
+pub mod graph;

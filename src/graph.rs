@@ -1,0 +1,401 @@
+//! The dependency graph of a set of resources: namespace before anything
+//! in it, link before its attributes and addresses, master before port,
+//! ports before a bridge's explicit MTU, addresses before the routes that
+//! use them. Creation follows it; deletion runs it backwards.
+
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::fmt::Write;
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use crate::model::{Kind, LinkKind, Resource, ResourceId, Resources};
+
+/// Resources and their dependencies: an edge `a -> b` means `a` must
+/// exist before `b`.
+pub struct Graph {
+    graph: DiGraph<ResourceId, ()>,
+    nodes: HashMap<ResourceId, NodeIndex>,
+}
+
+/// A dependency cycle: the resources on it. A topology the model expands
+/// into a cycle is a bug in netloom, reported rather than looped on.
+#[derive(Debug, thiserror::Error)]
+#[error("dependency cycle between {}", .0.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(", "))]
+pub struct Cycle(pub Vec<ResourceId>);
+
+impl Graph {
+    pub fn new(resources: &Resources) -> Graph {
+        let mut graph = DiGraph::new();
+        let nodes: HashMap<ResourceId, NodeIndex> = resources
+            .keys()
+            .map(|id| (id.clone(), graph.add_node(id.clone())))
+            .collect();
+        let index = Index::new(resources);
+        let mut this = Graph { graph, nodes };
+        for (id, resource) in resources {
+            let to = this.nodes[id];
+            for dependency in index.dependencies(id, resource) {
+                if let Some(&from) = this.nodes.get(&dependency)
+                    && from != to
+                {
+                    this.graph.update_edge(from, to, ());
+                }
+            }
+        }
+        this
+    }
+
+    /// What `id` directly depends on.
+    pub fn dependencies(&self, id: &ResourceId) -> impl Iterator<Item = &ResourceId> {
+        self.nodes.get(id).into_iter().flat_map(|&node| {
+            self.graph
+                .neighbors_directed(node, petgraph::Direction::Incoming)
+                .map(|n| &self.graph[n])
+        })
+    }
+
+    /// What directly depends on `id`.
+    pub fn dependents(&self, id: &ResourceId) -> impl Iterator<Item = &ResourceId> {
+        self.nodes.get(id).into_iter().flat_map(|&node| {
+            self.graph
+                .neighbors_directed(node, petgraph::Direction::Outgoing)
+                .map(|n| &self.graph[n])
+        })
+    }
+
+    /// Every resource after all it depends on. Among the ready ones the
+    /// smallest id goes first, so the order is the same on every run.
+    pub fn order(&self) -> Result<Vec<ResourceId>, Cycle> {
+        let mut missing: Vec<usize> = self
+            .graph
+            .node_indices()
+            .map(|n| {
+                self.graph
+                    .neighbors_directed(n, petgraph::Direction::Incoming)
+                    .count()
+            })
+            .collect();
+        let mut ready: BinaryHeap<Reverse<(&ResourceId, NodeIndex)>> = self
+            .graph
+            .node_indices()
+            .filter(|n| missing[n.index()] == 0)
+            .map(|n| Reverse((&self.graph[n], n)))
+            .collect();
+        let mut order = Vec::with_capacity(self.graph.node_count());
+        while let Some(Reverse((id, node))) = ready.pop() {
+            order.push(id.clone());
+            for next in self.graph.neighbors_directed(node, petgraph::Direction::Outgoing) {
+                missing[next.index()] -= 1;
+                if missing[next.index()] == 0 {
+                    ready.push(Reverse((&self.graph[next], next)));
+                }
+            }
+        }
+        if order.len() == self.graph.node_count() {
+            return Ok(order);
+        }
+        let cycle = tarjan_scc(&self.graph)
+            .into_iter()
+            .find(|component| component.len() > 1)
+            .unwrap_or_default();
+        let mut ids: Vec<ResourceId> = cycle.into_iter().map(|n| self.graph[n].clone()).collect();
+        ids.sort();
+        Err(Cycle(ids))
+    }
+
+    /// Graphviz, one cluster per namespace.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph netloom {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n");
+        for (i, (ns, nodes)) in self.by_namespace().into_iter().enumerate() {
+            let _ = writeln!(out, "  subgraph cluster_{i} {{\n    label=\"{}\";", escape(&namespace_label(ns)));
+            for node in nodes {
+                let _ = writeln!(out, "    n{} [label=\"{}\"];", node.index(), escape(&node_label(&self.graph[node])));
+            }
+            out.push_str("  }\n");
+        }
+        for edge in self.sorted_edges() {
+            let _ = writeln!(out, "  n{} -> n{};", edge.0.index(), edge.1.index());
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// A Mermaid flowchart, one subgraph per namespace.
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("flowchart LR\n");
+        for (i, (ns, nodes)) in self.by_namespace().into_iter().enumerate() {
+            let _ = writeln!(out, "  subgraph ns{i}[\"{}\"]", escape_mermaid(&namespace_label(ns)));
+            for node in nodes {
+                let _ = writeln!(out, "    n{}[\"{}\"]", node.index(), escape_mermaid(&node_label(&self.graph[node])));
+            }
+            out.push_str("  end\n");
+        }
+        for edge in self.sorted_edges() {
+            let _ = writeln!(out, "  n{} --> n{}", edge.0.index(), edge.1.index());
+        }
+        out
+    }
+
+    fn by_namespace(&self) -> Vec<(&str, Vec<NodeIndex>)> {
+        let mut groups: Vec<(&str, Vec<NodeIndex>)> = Vec::new();
+        let mut nodes: Vec<NodeIndex> = self.graph.node_indices().collect();
+        nodes.sort_by(|a, b| self.graph[*a].cmp(&self.graph[*b]));
+        for node in nodes {
+            let ns = self.graph[node].ns.as_str();
+            match groups.last_mut() {
+                Some((last, members)) if *last == ns => members.push(node),
+                _ => groups.push((ns, vec![node])),
+            }
+        }
+        groups
+    }
+
+    fn sorted_edges(&self) -> Vec<(NodeIndex, NodeIndex)> {
+        let mut edges: Vec<(NodeIndex, NodeIndex)> = self
+            .graph
+            .edge_references()
+            .map(|e| (e.source(), e.target()))
+            .collect();
+        edges.sort();
+        edges
+    }
+}
+
+fn namespace_label(ns: &str) -> String {
+    if ns.is_empty() {
+        "this machine's namespace".to_string()
+    } else {
+        format!("netns {ns}")
+    }
+}
+
+fn node_label(id: &ResourceId) -> String {
+    match id.kind {
+        Kind::Namespace => "namespace".to_string(),
+        kind => format!("{kind} {}", id.name),
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn escape_mermaid(text: &str) -> String {
+    text.replace('"', "#quot;")
+}
+
+/// Lookups the dependency rules need.
+struct Index<'a> {
+    /// The link resource that creates each (namespace, interface): a
+    /// veth's canonical end creates its peer too.
+    creators: HashMap<(&'a str, &'a str), &'a ResourceId>,
+    /// Per namespace, its resources (to find addresses, ports, sysctls).
+    by_namespace: HashMap<&'a str, Vec<(&'a ResourceId, &'a Resource)>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(resources: &'a Resources) -> Self {
+        let mut creators = HashMap::new();
+        let mut by_namespace: HashMap<&str, Vec<_>> = HashMap::new();
+        for (id, resource) in resources {
+            by_namespace.entry(id.ns.as_str()).or_default().push((id, resource));
+            if let Resource::Link(kind) = resource {
+                creators.insert((id.ns.as_str(), id.name.as_str()), id);
+                if let LinkKind::Veth { peer_ns, peer } = kind {
+                    creators.insert((peer_ns.as_str(), peer.as_str()), id);
+                }
+            }
+        }
+        Index {
+            creators,
+            by_namespace,
+        }
+    }
+
+    fn creator(&self, ns: &str, ifname: &str) -> Option<ResourceId> {
+        self.creators.get(&(ns, ifname)).map(|id| (*id).clone())
+    }
+
+    fn in_namespace(&self, ns: &str) -> impl Iterator<Item = &(&'a ResourceId, &'a Resource)> {
+        self.by_namespace.get(ns).into_iter().flatten()
+    }
+
+    /// Sysctls that new interfaces of a namespace copy (`conf.default`):
+    /// they must be set before any interface is made there.
+    fn interface_defaults(&self, ns: &str) -> impl Iterator<Item = ResourceId> {
+        self.in_namespace(ns)
+            .filter(|(id, _)| {
+                id.kind == Kind::Sysctl
+                    && (id.name.starts_with("net.ipv4.conf.default.")
+                        || id.name.starts_with("net.ipv6.conf.default."))
+            })
+            .map(|(id, _)| (*id).clone())
+    }
+
+    fn dependencies(&self, id: &ResourceId, resource: &Resource) -> BTreeSet<ResourceId> {
+        let ns = id.ns.as_str();
+        let mut deps = BTreeSet::new();
+        if id.kind != Kind::Namespace {
+            deps.insert(ResourceId::namespace(ns));
+        }
+        if let Some(ifname) = id.ifname() {
+            deps.extend(self.creator(ns, ifname).filter(|creator| creator != id));
+        }
+        match resource {
+            Resource::Link(kind) => {
+                deps.extend(self.interface_defaults(ns));
+                match kind {
+                    LinkKind::Veth { peer_ns, .. } => {
+                        deps.insert(ResourceId::namespace(peer_ns));
+                        deps.extend(self.interface_defaults(peer_ns));
+                    }
+                    LinkKind::Vxlan(vxlan) => deps.extend(self.creator(ns, &vxlan.underlay)),
+                    LinkKind::Bridge | LinkKind::Other { .. } => {}
+                }
+            }
+            Resource::Master { master } => deps.extend(self.creator(ns, master)),
+            Resource::Mtu { .. } if self.is_bridge(ns, &id.name) => {
+                // An explicit bridge MTU is set once its ports have joined
+                // (joining would otherwise lower it again).
+                deps.extend(self.in_namespace(ns).filter_map(|(other, r)| match r {
+                    Resource::Master { master } if *master == id.name => Some((*other).clone()),
+                    _ => None,
+                }));
+            }
+            Resource::Up { .. } => {
+                // Configure before bringing up.
+                for kind in [Kind::Mac, Kind::Mtu] {
+                    deps.insert(ResourceId::new(ns, kind, id.name.clone()));
+                }
+            }
+            Resource::Route(route) => {
+                if let Some(dev) = &route.dev {
+                    deps.insert(ResourceId::new(ns, Kind::Up, dev.clone()));
+                }
+                if let Some(via) = route.via {
+                    for (other, r) in self.in_namespace(ns) {
+                        if let Resource::Address { ifname, address } = r
+                            && address.contains(&via)
+                        {
+                            deps.insert((*other).clone());
+                            deps.insert(ResourceId::new(ns, Kind::Up, ifname.clone()));
+                        }
+                    }
+                }
+            }
+            Resource::Sysctl { .. } => {
+                if let Some(ifname) = sysctl_interface(&id.name) {
+                    deps.extend(self.creator(ns, ifname));
+                }
+            }
+            _ => {}
+        }
+        deps
+    }
+
+    fn is_bridge(&self, ns: &str, ifname: &str) -> bool {
+        self.in_namespace(ns).any(|(id, r)| {
+            id.name == ifname && matches!(r, Resource::Link(LinkKind::Bridge))
+        })
+    }
+}
+
+/// The interface a per-interface sysctl is about
+/// (`net.ipv4.conf.eth0.rp_filter` -> `eth0`), if any.
+pub fn sysctl_interface(key: &str) -> Option<&str> {
+    let rest = key
+        .strip_prefix("net.ipv4.conf.")
+        .or_else(|| key.strip_prefix("net.ipv6.conf."))
+        .or_else(|| key.strip_prefix("net.ipv4.neigh."))
+        .or_else(|| key.strip_prefix("net.ipv6.neigh."))?;
+    let (ifname, _) = rest.split_once('.')?;
+    (!matches!(ifname, "all" | "default")).then_some(ifname)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::SourceFile;
+    use crate::model::{Mode, expand};
+
+    fn seed_graph() -> Graph {
+        let text = std::fs::read_to_string("examples/seed.yaml").unwrap();
+        let spec = crate::load::parse(&SourceFile::new("seed.yaml", text)).unwrap();
+        Graph::new(&expand(&spec, &Mode::Lab).resources)
+    }
+
+    fn position(order: &[ResourceId], text: &str) -> usize {
+        order
+            .iter()
+            .position(|id| id.to_string() == text)
+            .unwrap_or_else(|| panic!("{text} not in {order:#?}"))
+    }
+
+    #[test]
+    fn order_follows_dependencies() {
+        let order = seed_graph().order().unwrap();
+        let before = |a: &str, b: &str| {
+            assert!(position(&order, a) < position(&order, b), "{a} must come before {b}");
+        };
+        before("namespace test", "link -/testveth0");
+        before("sysctl test/net.ipv6.conf.default.accept_dad", "link -/testveth0");
+        before("link -/test0", "master -/testveth0");
+        before("link -/testveth0", "address test/eth0 10.0.0.2/24");
+        before("address test/eth0 10.0.0.2/24", "route test/0.0.0.0/0 metric 0");
+        before("up test/eth0", "route test/0.0.0.0/0 metric 0");
+        before("link -/testveth0", "up test/eth0");
+    }
+
+    #[test]
+    fn order_is_deterministic() {
+        assert_eq!(seed_graph().order().unwrap(), seed_graph().order().unwrap());
+    }
+
+    #[test]
+    fn explicit_bridge_mtu_waits_for_its_ports() {
+        let text = "name: t\nbridges:\n  br0: { mtu: 9000 }\npods:\n  a: { interfaces: { eth0: { bridge: br0 } } }\n";
+        let spec = crate::load::parse(&SourceFile::new("t.yaml", text)).unwrap();
+        let order = Graph::new(&expand(&spec, &Mode::Lab).resources).order().unwrap();
+        let port = crate::model::derived_ifname("t", "a", "eth0");
+        assert!(position(&order, &format!("master -/{port}")) < position(&order, "mtu -/br0"));
+    }
+
+    #[test]
+    fn cycles_are_reported() {
+        let mut resources = Resources::new();
+        resources.insert(ResourceId::link("", "a"), Resource::Link(LinkKind::Bridge));
+        resources.insert(ResourceId::link("", "b"), Resource::Link(LinkKind::Bridge));
+        resources.insert(ResourceId::new("", Kind::Master, "a"), Resource::Master { master: "b".into() });
+        resources.insert(ResourceId::new("", Kind::Mtu, "b"), Resource::Mtu { mtu: 1500 });
+        // A bridge enslaved to itself through its own MTU rule is a cycle.
+        resources.insert(ResourceId::new("", Kind::Master, "b"), Resource::Master { master: "b".into() });
+        let graph = Graph::new(&resources);
+        assert!(graph.order().is_ok(), "self edges are ignored");
+        let mut cyclic = Resources::new();
+        cyclic.insert(ResourceId::link("x", "v"), Resource::Link(LinkKind::Veth { peer_ns: "y".into(), peer: "w".into() }));
+        cyclic.insert(ResourceId::namespace("x"), Resource::Namespace);
+        cyclic.insert(ResourceId::new("x", Kind::Sysctl, "net.ipv4.conf.v.forwarding"), Resource::Sysctl { value: "1".into() });
+        cyclic.insert(ResourceId::new("x", Kind::Sysctl, "net.ipv4.conf.default.forwarding"), Resource::Sysctl { value: "1".into() });
+        assert!(Graph::new(&cyclic).order().is_ok());
+    }
+
+    #[test]
+    fn per_interface_sysctls_name_their_interface() {
+        assert_eq!(sysctl_interface("net.ipv4.conf.eth0.rp_filter"), Some("eth0"));
+        assert_eq!(sysctl_interface("net.ipv6.conf.all.forwarding"), None);
+        assert_eq!(sysctl_interface("net.ipv4.ip_forward"), None);
+    }
+
+    #[test]
+    fn drawings_have_every_node() {
+        let graph = seed_graph();
+        let dot = graph.to_dot();
+        let mermaid = graph.to_mermaid();
+        assert!(dot.starts_with("digraph") && dot.contains("cluster") && dot.contains("->"));
+        assert!(mermaid.starts_with("flowchart LR") && mermaid.contains("-->"));
+        assert_eq!(mermaid.matches("[\"").count(), graph.graph.node_count() + graph.by_namespace().len());
+    }
+}

@@ -1,0 +1,273 @@
+//! The flat model both sides of a diff share: a map from a stable
+//! `ResourceId` to a `Resource`. The file is expanded into it (`expand`),
+//! the kernel is observed into it (`kernel::observe`), and a plan is the
+//! difference of two of them (`plan`).
+
+mod expand;
+mod names;
+
+pub use expand::{Mode, expand};
+pub use names::{derived_bridge_mac, derived_ifname, mark, mark_owner};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::spec::Mac;
+
+/// netloom's own route protocol number (see `/etc/iproute2/rt_protos`):
+/// marks routes netloom added, so they are never confused with others.
+pub const ROUTE_PROTOCOL: u8 = 211;
+
+/// What kind of kernel object a resource is. The order is the order in
+/// which `status` and `plan` list objects of one namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Namespace,
+    Sysctl,
+    Link,
+    Alias,
+    Mac,
+    Mtu,
+    Master,
+    Up,
+    Qdisc,
+    Address,
+    Route,
+    Fdb,
+}
+
+impl Kind {
+    /// Attributes whose absence from the file means "not compared": an
+    /// unstated MTU follows the kernel (or a bridge's ports), an unstated
+    /// MAC is the kernel's.
+    pub fn compared_only_when_declared(self) -> bool {
+        matches!(self, Kind::Mtu | Kind::Mac)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespace",
+            Kind::Sysctl => "sysctl",
+            Kind::Link => "link",
+            Kind::Alias => "alias",
+            Kind::Mac => "mac",
+            Kind::Mtu => "mtu",
+            Kind::Master => "master",
+            Kind::Up => "up",
+            Kind::Qdisc => "qdisc",
+            Kind::Address => "address",
+            Kind::Route => "route",
+            Kind::Fdb => "fdb",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The identity of a kernel object: the namespace it lives in (`""` is
+/// the namespace netloom runs in), its kind, and a name unique within
+/// (namespace, kind). A namespace's own id has `ns` = its name, `name` = "".
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ResourceId {
+    pub ns: String,
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ResourceId {
+    pub fn new(ns: &str, kind: Kind, name: impl Into<String>) -> Self {
+        ResourceId {
+            ns: ns.to_string(),
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub fn namespace(ns: &str) -> Self {
+        ResourceId::new(ns, Kind::Namespace, "")
+    }
+
+    pub fn link(ns: &str, ifname: &str) -> Self {
+        ResourceId::new(ns, Kind::Link, ifname)
+    }
+
+    /// The interface an attribute, address, qdisc or fdb entry belongs to.
+    pub fn ifname(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Link | Kind::Alias | Kind::Mac | Kind::Mtu | Kind::Master | Kind::Up => {
+                Some(&self.name)
+            }
+            Kind::Qdisc => Some(&self.name),
+            Kind::Address | Kind::Fdb => self.name.split(' ').next(),
+            Kind::Namespace | Kind::Sysctl | Kind::Route => None,
+        }
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = if self.ns.is_empty() { "-" } else { &self.ns };
+        match self.kind {
+            Kind::Namespace => write!(f, "namespace {ns}"),
+            kind => write!(f, "{kind} {ns}/{}", self.name),
+        }
+    }
+}
+
+/// What a kernel object is, as far as netloom manages it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Resource {
+    /// A named network namespace under /run/netns.
+    Namespace,
+    /// A `net.*` sysctl of the namespace, as the text /proc/sys shows.
+    Sysctl { value: String },
+    /// A network interface.
+    Link(LinkKind),
+    /// IFLA_IFALIAS: netloom's ownership mark on links.
+    Alias { alias: String },
+    Mac { mac: Mac },
+    Mtu { mtu: u32 },
+    /// The bridge (by interface name, same namespace) the link is a port of.
+    Master { master: String },
+    Up { up: bool },
+    /// A token-bucket root qdisc shaping egress.
+    Qdisc { rate_bits_per_second: u64 },
+    Address { ifname: String, address: IpNet },
+    Route(Route),
+    /// A VXLAN flood entry: all-zero MAC towards a remote VTEP.
+    Fdb { ifname: String, dst: IpAddr },
+}
+
+/// Interfaces by how they are made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum LinkKind {
+    Bridge,
+    /// A veth pair, held by its canonical end (the lesser of the two
+    /// (namespace, name) pairs); the other end lives and dies with it.
+    Veth { peer_ns: String, peer: String },
+    Vxlan(Vxlan),
+    /// Anything else seen in the kernel (never created by netloom).
+    Other { name: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Vxlan {
+    pub vni: u32,
+    pub port: u16,
+    pub local: IpAddr,
+    /// The underlay interface (same namespace) the tunnel is bound to.
+    pub underlay: String,
+}
+
+/// A route in the main table. Its identity is (family, destination,
+/// metric); `via` and `dev` can change in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub to: IpNet,
+    pub metric: u32,
+    pub via: Option<IpAddr>,
+    /// Unset in the file: whatever interface the kernel picks.
+    pub dev: Option<String>,
+}
+
+impl Route {
+    /// The id name of a route: its destination and metric.
+    pub fn id_name(to: &IpNet, metric: u32) -> String {
+        format!("{to} metric {metric}")
+    }
+}
+
+impl Resource {
+    /// Whether a live object satisfies this desired one. Equal, except
+    /// where the file leaves a detail to the kernel (a route's device).
+    pub fn is_satisfied_by(&self, live: &Resource) -> bool {
+        match (self, live) {
+            (Resource::Route(want), Resource::Route(have)) => {
+                want.to == have.to
+                    && want.metric == have.metric
+                    && want.via == have.via
+                    && (want.dev.is_none() || want.dev == have.dev)
+            }
+            (Resource::Sysctl { value: want }, Resource::Sysctl { value: have }) => {
+                want.split_whitespace().eq(have.split_whitespace())
+            }
+            _ => self == live,
+        }
+    }
+
+    /// Whether a difference can be fixed in place; otherwise the object is
+    /// deleted and created again (a veth's peer, a VXLAN's parameters).
+    pub fn updates_in_place(&self) -> bool {
+        !matches!(self, Resource::Link(_) | Resource::Namespace)
+    }
+
+    /// A short human description of the value, for plans and status.
+    pub fn describe(&self) -> String {
+        match self {
+            Resource::Namespace => "namespace".to_string(),
+            Resource::Sysctl { value } => value.clone(),
+            Resource::Link(LinkKind::Bridge) => "bridge".to_string(),
+            Resource::Link(LinkKind::Veth { peer_ns, peer }) => {
+                let ns = if peer_ns.is_empty() { "-" } else { peer_ns };
+                format!("veth, peer {ns}/{peer}")
+            }
+            Resource::Link(LinkKind::Vxlan(v)) => format!(
+                "vxlan vni {} port {} local {} dev {}",
+                v.vni, v.port, v.local, v.underlay
+            ),
+            Resource::Link(LinkKind::Other { name }) => name.clone(),
+            Resource::Alias { alias } => alias.clone(),
+            Resource::Mac { mac } => mac.to_string(),
+            Resource::Mtu { mtu } => mtu.to_string(),
+            Resource::Master { master } => master.clone(),
+            Resource::Up { up } => if *up { "up" } else { "down" }.to_string(),
+            Resource::Qdisc {
+                rate_bits_per_second,
+            } => format!("tbf rate {rate_bits_per_second}bit"),
+            Resource::Address { address, .. } => address.to_string(),
+            Resource::Route(route) => {
+                let mut text = route.to.to_string();
+                if let Some(via) = route.via {
+                    text.push_str(&format!(" via {via}"));
+                }
+                if let Some(dev) = &route.dev {
+                    text.push_str(&format!(" dev {dev}"));
+                }
+                text.push_str(&format!(" metric {}", route.metric));
+                text
+            }
+            Resource::Fdb { dst, .. } => format!("00:00:00:00:00:00 dst {dst}"),
+        }
+    }
+}
+
+/// A set of kernel objects: what the file wants, or what the kernel has.
+pub type Resources = BTreeMap<ResourceId, Resource>;
+
+/// What the file asks for, in one mode.
+#[derive(Clone, Debug, Default)]
+pub struct Desired {
+    pub topology: String,
+    pub resources: Resources,
+}
+
+impl Desired {
+    /// Namespaces this topology creates (and so wholly owns).
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.resources
+            .keys()
+            .filter(|id| id.kind == Kind::Namespace)
+            .map(|id| id.ns.as_str())
+    }
+}
