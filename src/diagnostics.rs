@@ -227,7 +227,11 @@ impl miette::Diagnostic for Shown<'_> {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (offset, len) = self.source.byte_range(self.item.span)?;
-        let label = self.item.label.clone().unwrap_or_else(|| "here".to_string());
+        let label = self
+            .item
+            .label
+            .clone()
+            .unwrap_or_else(|| "here".to_string());
         let span = SourceSpan::new(offset.into(), len);
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             Some(label),

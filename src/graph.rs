@@ -3,8 +3,8 @@
 //! ports before a bridge's explicit MTU, addresses before the routes that
 //! use them. Creation follows it; deletion runs it backwards.
 
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::fmt::Write;
 
 use petgraph::algo::tarjan_scc;
@@ -87,7 +87,10 @@ impl Graph {
         let mut order = Vec::with_capacity(self.graph.node_count());
         while let Some(Reverse((id, node))) = ready.pop() {
             order.push(id.clone());
-            for next in self.graph.neighbors_directed(node, petgraph::Direction::Outgoing) {
+            for next in self
+                .graph
+                .neighbors_directed(node, petgraph::Direction::Outgoing)
+            {
                 missing[next.index()] -= 1;
                 if missing[next.index()] == 0 {
                     ready.push(Reverse((&self.graph[next], next)));
@@ -108,11 +111,21 @@ impl Graph {
 
     /// Graphviz, one cluster per namespace.
     pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph netloom {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n");
+        let mut out =
+            String::from("digraph netloom {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n");
         for (i, (ns, nodes)) in self.by_namespace().into_iter().enumerate() {
-            let _ = writeln!(out, "  subgraph cluster_{i} {{\n    label=\"{}\";", escape(&namespace_label(ns)));
+            let _ = writeln!(
+                out,
+                "  subgraph cluster_{i} {{\n    label=\"{}\";",
+                escape(&namespace_label(ns))
+            );
             for node in nodes {
-                let _ = writeln!(out, "    n{} [label=\"{}\"];", node.index(), escape(&node_label(&self.graph[node])));
+                let _ = writeln!(
+                    out,
+                    "    n{} [label=\"{}\"];",
+                    node.index(),
+                    escape(&node_label(&self.graph[node]))
+                );
             }
             out.push_str("  }\n");
         }
@@ -127,9 +140,18 @@ impl Graph {
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("flowchart LR\n");
         for (i, (ns, nodes)) in self.by_namespace().into_iter().enumerate() {
-            let _ = writeln!(out, "  subgraph ns{i}[\"{}\"]", escape_mermaid(&namespace_label(ns)));
+            let _ = writeln!(
+                out,
+                "  subgraph ns{i}[\"{}\"]",
+                escape_mermaid(&namespace_label(ns))
+            );
             for node in nodes {
-                let _ = writeln!(out, "    n{}[\"{}\"]", node.index(), escape_mermaid(&node_label(&self.graph[node])));
+                let _ = writeln!(
+                    out,
+                    "    n{}[\"{}\"]",
+                    node.index(),
+                    escape_mermaid(&node_label(&self.graph[node]))
+                );
             }
             out.push_str("  end\n");
         }
@@ -201,7 +223,10 @@ impl<'a> Index<'a> {
         let mut creators = HashMap::new();
         let mut by_namespace: HashMap<&str, Vec<_>> = HashMap::new();
         for (id, resource) in resources {
-            by_namespace.entry(id.ns.as_str()).or_default().push((id, resource));
+            by_namespace
+                .entry(id.ns.as_str())
+                .or_default()
+                .push((id, resource));
             if let Resource::Link(kind) = resource {
                 creators.insert((id.ns.as_str(), id.name.as_str()), id);
                 if let LinkKind::Veth { peer_ns, peer } = kind {
@@ -297,9 +322,8 @@ impl<'a> Index<'a> {
     }
 
     fn is_bridge(&self, ns: &str, ifname: &str) -> bool {
-        self.in_namespace(ns).any(|(id, r)| {
-            id.name == ifname && matches!(r, Resource::Link(LinkKind::Bridge))
-        })
+        self.in_namespace(ns)
+            .any(|(id, r)| id.name == ifname && matches!(r, Resource::Link(LinkKind::Bridge)))
     }
 }
 
@@ -338,13 +362,22 @@ mod tests {
     fn order_follows_dependencies() {
         let order = seed_graph().order().unwrap();
         let before = |a: &str, b: &str| {
-            assert!(position(&order, a) < position(&order, b), "{a} must come before {b}");
+            assert!(
+                position(&order, a) < position(&order, b),
+                "{a} must come before {b}"
+            );
         };
         before("namespace test", "link -/testveth0");
-        before("sysctl test/net.ipv6.conf.default.accept_dad", "link -/testveth0");
+        before(
+            "sysctl test/net.ipv6.conf.default.accept_dad",
+            "link -/testveth0",
+        );
         before("link -/test0", "master -/testveth0");
         before("link -/testveth0", "address test/eth0 10.0.0.2/24");
-        before("address test/eth0 10.0.0.2/24", "route test/0.0.0.0/0 metric 0");
+        before(
+            "address test/eth0 10.0.0.2/24",
+            "route test/0.0.0.0/0 metric 0",
+        );
         before("up test/eth0", "route test/0.0.0.0/0 metric 0");
         before("link -/testveth0", "up test/eth0");
     }
@@ -358,7 +391,9 @@ mod tests {
     fn explicit_bridge_mtu_waits_for_its_ports() {
         let text = "name: t\nbridges:\n  br0: { mtu: 9000 }\npods:\n  a: { interfaces: { eth0: { bridge: br0 } } }\n";
         let spec = crate::load::parse(&SourceFile::new("t.yaml", text)).unwrap();
-        let order = Graph::new(&expand(&spec, &Mode::Lab).resources).order().unwrap();
+        let order = Graph::new(&expand(&spec, &Mode::Lab).resources)
+            .order()
+            .unwrap();
         let port = crate::model::derived_ifname("t", "a", "eth0");
         assert!(position(&order, &format!("master -/{port}")) < position(&order, "mtu -/br0"));
     }
@@ -368,23 +403,47 @@ mod tests {
         let mut resources = Resources::new();
         resources.insert(ResourceId::link("", "a"), Resource::Link(LinkKind::Bridge));
         resources.insert(ResourceId::link("", "b"), Resource::Link(LinkKind::Bridge));
-        resources.insert(ResourceId::new("", Kind::Master, "a"), Resource::Master { master: "b".into() });
-        resources.insert(ResourceId::new("", Kind::Mtu, "b"), Resource::Mtu { mtu: 1500 });
+        resources.insert(
+            ResourceId::new("", Kind::Master, "a"),
+            Resource::Master { master: "b".into() },
+        );
+        resources.insert(
+            ResourceId::new("", Kind::Mtu, "b"),
+            Resource::Mtu { mtu: 1500 },
+        );
         // A bridge enslaved to itself through its own MTU rule is a cycle.
-        resources.insert(ResourceId::new("", Kind::Master, "b"), Resource::Master { master: "b".into() });
+        resources.insert(
+            ResourceId::new("", Kind::Master, "b"),
+            Resource::Master { master: "b".into() },
+        );
         let graph = Graph::new(&resources);
         assert!(graph.order().is_ok(), "self edges are ignored");
         let mut cyclic = Resources::new();
-        cyclic.insert(ResourceId::link("x", "v"), Resource::Link(LinkKind::Veth { peer_ns: "y".into(), peer: "w".into() }));
+        cyclic.insert(
+            ResourceId::link("x", "v"),
+            Resource::Link(LinkKind::Veth {
+                peer_ns: "y".into(),
+                peer: "w".into(),
+            }),
+        );
         cyclic.insert(ResourceId::namespace("x"), Resource::Namespace);
-        cyclic.insert(ResourceId::new("x", Kind::Sysctl, "net.ipv4.conf.v.forwarding"), Resource::Sysctl { value: "1".into() });
-        cyclic.insert(ResourceId::new("x", Kind::Sysctl, "net.ipv4.conf.default.forwarding"), Resource::Sysctl { value: "1".into() });
+        cyclic.insert(
+            ResourceId::new("x", Kind::Sysctl, "net.ipv4.conf.v.forwarding"),
+            Resource::Sysctl { value: "1".into() },
+        );
+        cyclic.insert(
+            ResourceId::new("x", Kind::Sysctl, "net.ipv4.conf.default.forwarding"),
+            Resource::Sysctl { value: "1".into() },
+        );
         assert!(Graph::new(&cyclic).order().is_ok());
     }
 
     #[test]
     fn per_interface_sysctls_name_their_interface() {
-        assert_eq!(sysctl_interface("net.ipv4.conf.eth0.rp_filter"), Some("eth0"));
+        assert_eq!(
+            sysctl_interface("net.ipv4.conf.eth0.rp_filter"),
+            Some("eth0")
+        );
         assert_eq!(sysctl_interface("net.ipv6.conf.all.forwarding"), None);
         assert_eq!(sysctl_interface("net.ipv4.ip_forward"), None);
     }
@@ -396,6 +455,9 @@ mod tests {
         let mermaid = graph.to_mermaid();
         assert!(dot.starts_with("digraph") && dot.contains("cluster") && dot.contains("->"));
         assert!(mermaid.starts_with("flowchart LR") && mermaid.contains("-->"));
-        assert_eq!(mermaid.matches("[\"").count(), graph.graph.node_count() + graph.by_namespace().len());
+        assert_eq!(
+            mermaid.matches("[\"").count(),
+            graph.graph.node_count() + graph.by_namespace().len()
+        );
     }
 }

@@ -4,8 +4,11 @@
 //! Desired ─diff(Observed)─> Plan ─execute─> kernel ─observe─> verify.
 //! Each module below is one stage; `main.rs` only wires them to the CLI.
 
+pub mod cli;
 pub mod diagnostics;
-pub mod load;
-pub mod spec;
-pub mod model;
 pub mod graph;
+pub mod load;
+pub mod logging;
+pub mod model;
+pub mod spec;
+pub mod validate;

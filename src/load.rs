@@ -166,8 +166,10 @@ mod tests {
 
     #[test]
     fn unknown_key_suggests_the_closest() {
-        let err = parse_text("name: x\npods:\n  web:\n    interfaces:\n      eth0:\n        adresses: []\n")
-            .unwrap_err();
+        let err = parse_text(
+            "name: x\npods:\n  web:\n    interfaces:\n      eth0:\n        adresses: []\n",
+        )
+        .unwrap_err();
         assert_eq!(err.len(), 1);
         assert!(err[0].message.contains("adresses"), "{}", err[0].message);
         assert_eq!(err[0].help.as_deref(), Some("did you mean `addresses`?"));
@@ -202,13 +204,17 @@ mod tests {
             let err = parse_text(&format!("name: x\nexpect: {text}")).unwrap_err();
             assert!(!err[0].message.is_empty());
         }
-        let block: String = (0..100_000).map(|i| format!("{}- \n", " ".repeat(i % 200))).collect();
+        let block: String = (0..100_000)
+            .map(|i| format!("{}- \n", " ".repeat(i % 200)))
+            .collect();
         assert!(parse_text(&format!("name: x\nexpect:\n{block}")).is_err());
     }
 
     #[test]
     fn alias_bombs_are_rejected() {
-        let mut text = String::from("name: x\nbridges:\n  b:\n    addresses: &a0 [\"10.0.0.1/24\",\"10.0.0.1/24\"]\n");
+        let mut text = String::from(
+            "name: x\nbridges:\n  b:\n    addresses: &a0 [\"10.0.0.1/24\",\"10.0.0.1/24\"]\n",
+        );
         for level in 1..30 {
             let prev = format!("*a{}", level - 1);
             text.push_str(&format!("  b{level}:\n    addresses: &a{level} [{prev},{prev},{prev},{prev},{prev},{prev},{prev},{prev}]\n"));

@@ -100,9 +100,7 @@ impl<'a> Expander<'a> {
     fn placement(&self, explicit: Option<&'a Sp<String>>) -> Option<&'a str> {
         match explicit {
             Some(host) => Some(host.as_str()),
-            None if self.spec.hosts.len() == 1 => {
-                self.spec.hosts.keys().next().map(|h| h.as_str())
-            }
+            None if self.spec.hosts.len() == 1 => self.spec.hosts.keys().next().map(|h| h.as_str()),
             None => None,
         }
     }
@@ -172,7 +170,14 @@ impl<'a> Expander<'a> {
         }
     }
 
-    fn route(&mut self, ns: &str, to: IpNet, metric: Option<u32>, via: Option<IpAddr>, dev: Option<String>) {
+    fn route(
+        &mut self,
+        ns: &str,
+        to: IpNet,
+        metric: Option<u32>,
+        via: Option<IpAddr>,
+        dev: Option<String>,
+    ) {
         // The kernel's defaults, so the id matches what it reports.
         let metric = metric.unwrap_or(match to {
             IpNet::V4(_) => 0,
@@ -184,7 +189,12 @@ impl<'a> Expander<'a> {
             via,
             dev,
         };
-        self.add(ns, Kind::Route, Route::id_name(&to, metric), Resource::Route(route));
+        self.add(
+            ns,
+            Kind::Route,
+            Route::id_name(&to, metric),
+            Resource::Route(route),
+        );
     }
 
     fn hosts(&mut self) {
@@ -192,7 +202,12 @@ impl<'a> Expander<'a> {
         let underlay_ns = underlay_namespace(self.topology);
         if lab && self.spec.hosts.values().any(|h| h.underlay.is_some()) {
             self.namespace(&underlay_ns, "underlay", &[]);
-            self.add(&underlay_ns, Kind::Link, UNDERLAY_BRIDGE, Resource::Link(LinkKind::Bridge));
+            self.add(
+                &underlay_ns,
+                Kind::Link,
+                UNDERLAY_BRIDGE,
+                Resource::Link(LinkKind::Bridge),
+            );
             self.link_basics(&underlay_ns, UNDERLAY_BRIDGE, "underlay");
         }
         for (name, host) in &self.spec.hosts {
@@ -202,7 +217,11 @@ impl<'a> Expander<'a> {
             // Forwarding: on by default for an emulated host; on a real
             // host only what the file says.
             let forwarding = host.forwarding.as_ref().map(|f| f.value);
-            let forwarding = if lab { Some(forwarding.unwrap_or(true)) } else { forwarding };
+            let forwarding = if lab {
+                Some(forwarding.unwrap_or(true))
+            } else {
+                forwarding
+            };
             let value = match forwarding {
                 Some(true) => Some("1"),
                 Some(false) => Some("0"),
@@ -422,7 +441,11 @@ impl<'a> Expander<'a> {
                 continue;
             };
             let mtu = link.mtu.as_ref().map(|m| m.value);
-            let rate = link.rate.as_ref().and_then(|r| r.ok()).map(|r| r.bits_per_second);
+            let rate = link
+                .rate
+                .as_ref()
+                .and_then(|r| r.ok())
+                .map(|r| r.bits_per_second);
             self.veth(a, b, mtu, rate);
         }
     }
@@ -438,7 +461,12 @@ impl<'a> Expander<'a> {
             peer_ns: second.ns.clone(),
             peer: second.ifname.clone(),
         };
-        self.add(&first.ns, Kind::Link, first.ifname.clone(), Resource::Link(kind));
+        self.add(
+            &first.ns,
+            Kind::Link,
+            first.ifname.clone(),
+            Resource::Link(kind),
+        );
         // Both ends of a veth get the same MTU (validation rejects two
         // different ones).
         let end_mtu = |end: &End| end.settings.and_then(|s| s.mtu.as_ref()).map(|m| m.value);
@@ -458,7 +486,14 @@ impl<'a> Expander<'a> {
                 self.add(ns, Kind::Master, ifname, Resource::Master { master });
             }
             if let Some(rate_bits_per_second) = rate {
-                self.add(ns, Kind::Qdisc, ifname, Resource::Qdisc { rate_bits_per_second });
+                self.add(
+                    ns,
+                    Kind::Qdisc,
+                    ifname,
+                    Resource::Qdisc {
+                        rate_bits_per_second,
+                    },
+                );
             }
             if let Some(settings) = end.settings {
                 if let Some(mac) = settings.mac.as_ref().and_then(|m| m.ok()) {
@@ -483,7 +518,10 @@ impl<'a> Expander<'a> {
                     Some((key.as_str(), host_name, local))
                 })
                 .collect();
-            let port = overlay.port.as_ref().map_or(DEFAULT_VXLAN_PORT, |p| p.value);
+            let port = overlay
+                .port
+                .as_ref()
+                .map_or(DEFAULT_VXLAN_PORT, |p| p.value);
             for &(bridge_key, host_name, local) in &members {
                 let Some(ns) = self.host_ns(Some(host_name)) else {
                     continue;
@@ -497,7 +535,12 @@ impl<'a> Expander<'a> {
                     underlay: underlay_interface(host).to_string(),
                 };
                 let ifname = name.as_str();
-                self.add(&ns, Kind::Link, ifname, Resource::Link(LinkKind::Vxlan(vxlan)));
+                self.add(
+                    &ns,
+                    Kind::Link,
+                    ifname,
+                    Resource::Link(LinkKind::Vxlan(vxlan)),
+                );
                 self.link_basics(&ns, ifname, &format!("overlay:{name}@{host_name}"));
                 let master = bridge_ifname(bridge_key, bridge).to_string();
                 self.add(&ns, Kind::Master, ifname, Resource::Master { master });
@@ -560,7 +603,10 @@ mod tests {
         let text = "name: t\nbridges:\n  br0: {}\npods:\n  web:\n    interfaces:\n      eth0: { bridge: br0, mtu: 9000 }\n";
         let lines = desired(text, &Mode::Lab);
         let port = derived_ifname("t", "web", "eth0");
-        assert!(lines.contains(&format!("link -/{port} = veth, peer web/eth0")), "{lines:#?}");
+        assert!(
+            lines.contains(&format!("link -/{port} = veth, peer web/eth0")),
+            "{lines:#?}"
+        );
         assert!(lines.contains(&format!("master -/{port} = br0")));
         assert!(lines.contains(&format!("mtu -/{port} = 9000")));
         assert!(lines.contains(&"mtu web/eth0 = 9000".to_string()));
@@ -579,7 +625,10 @@ mod tests {
             "route n1/10.244.2.0/24 metric 0 = 10.244.2.0/24 via 192.168.100.12 metric 0",
             "route n2/10.244.1.0/24 metric 0 = 10.244.1.0/24 via 192.168.100.11 metric 0",
         ] {
-            assert!(lines.contains(&expected.to_string()), "missing {expected}: {lines:#?}");
+            assert!(
+                lines.contains(&expected.to_string()),
+                "missing {expected}: {lines:#?}"
+            );
         }
     }
 
@@ -591,9 +640,22 @@ mod tests {
             underlay_mtu: Some(1500),
         };
         let lines = desired(text, &mode);
-        assert!(lines.contains(&"link -/cbr0 = bridge".to_string()), "{lines:#?}");
-        assert!(lines.contains(&"route -/10.244.2.0/24 metric 0 = 10.244.2.0/24 via 192.168.100.12 metric 0".to_string()));
-        assert!(!lines.iter().any(|l| l.starts_with("namespace") || l.contains("sysctl") || l.contains("eth0")), "{lines:#?}");
+        assert!(
+            lines.contains(&"link -/cbr0 = bridge".to_string()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(
+                &"route -/10.244.2.0/24 metric 0 = 10.244.2.0/24 via 192.168.100.12 metric 0"
+                    .to_string()
+            )
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("namespace") || l.contains("sysctl") || l.contains("eth0")),
+            "{lines:#?}"
+        );
     }
 
     #[test]
@@ -609,7 +671,10 @@ mod tests {
             "fdb n1/vx42 192.168.100.12 = 00:00:00:00:00:00 dst 192.168.100.12",
             "fdb n2/vx42 192.168.100.11 = 00:00:00:00:00:00 dst 192.168.100.11",
         ] {
-            assert!(lines.contains(&expected.to_string()), "missing {expected}: {lines:#?}");
+            assert!(
+                lines.contains(&expected.to_string()),
+                "missing {expected}: {lines:#?}"
+            );
         }
     }
 }

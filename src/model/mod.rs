@@ -130,22 +130,42 @@ pub enum Resource {
     /// A named network namespace under /run/netns.
     Namespace,
     /// A `net.*` sysctl of the namespace, as the text /proc/sys shows.
-    Sysctl { value: String },
+    Sysctl {
+        value: String,
+    },
     /// A network interface.
     Link(LinkKind),
     /// IFLA_IFALIAS: netloom's ownership mark on links.
-    Alias { alias: String },
-    Mac { mac: Mac },
-    Mtu { mtu: u32 },
+    Alias {
+        alias: String,
+    },
+    Mac {
+        mac: Mac,
+    },
+    Mtu {
+        mtu: u32,
+    },
     /// The bridge (by interface name, same namespace) the link is a port of.
-    Master { master: String },
-    Up { up: bool },
+    Master {
+        master: String,
+    },
+    Up {
+        up: bool,
+    },
     /// A token-bucket root qdisc shaping egress.
-    Qdisc { rate_bits_per_second: u64 },
-    Address { ifname: String, address: IpNet },
+    Qdisc {
+        rate_bits_per_second: u64,
+    },
+    Address {
+        ifname: String,
+        address: IpNet,
+    },
     Route(Route),
     /// A VXLAN flood entry: all-zero MAC towards a remote VTEP.
-    Fdb { ifname: String, dst: IpAddr },
+    Fdb {
+        ifname: String,
+        dst: IpAddr,
+    },
 }
 
 /// Interfaces by how they are made.
@@ -155,10 +175,15 @@ pub enum LinkKind {
     Bridge,
     /// A veth pair, held by its canonical end (the lesser of the two
     /// (namespace, name) pairs); the other end lives and dies with it.
-    Veth { peer_ns: String, peer: String },
+    Veth {
+        peer_ns: String,
+        peer: String,
+    },
     Vxlan(Vxlan),
     /// Anything else seen in the kernel (never created by netloom).
-    Other { name: String },
+    Other {
+        name: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

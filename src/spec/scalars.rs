@@ -142,7 +142,9 @@ impl FromStr for Mac {
             return Err(malformed());
         }
         if bytes[0] & 1 == 1 {
-            return Err(format!("`{text}` is a multicast address, not a unicast one"));
+            return Err(format!(
+                "`{text}` is a multicast address, not a unicast one"
+            ));
         }
         if bytes == [0; 6] {
             return Err(format!("`{text}` is the all-zero address"));
@@ -173,7 +175,9 @@ impl FromStr for Rate {
             ("bps", 8),
         ];
         let malformed = || {
-            format!("`{text}` is not a rate; write a whole number and a unit, like 100mbit, 1gbit or 500kbit")
+            format!(
+                "`{text}` is not a rate; write a whole number and a unit, like 100mbit, 1gbit or 500kbit"
+            )
         };
         let lower = text.to_ascii_lowercase();
         let (digits, factor) = UNITS
@@ -225,7 +229,12 @@ mod tests {
     fn interface_addresses_need_a_prefix() {
         assert!("10.0.0.2/24".parse::<IfaceAddr>().is_ok());
         assert!("fd00::1/64".parse::<IfaceAddr>().is_ok());
-        assert!("10.0.0.2".parse::<IfaceAddr>().unwrap_err().contains("no prefix"));
+        assert!(
+            "10.0.0.2"
+                .parse::<IfaceAddr>()
+                .unwrap_err()
+                .contains("no prefix")
+        );
         assert!("10.0.0.300/24".parse::<IfaceAddr>().is_err());
         assert!("0.0.0.0/0".parse::<IfaceAddr>().is_err());
     }
@@ -242,7 +251,10 @@ mod tests {
             Ok(RouteDest::Net("10.0.0.7/32".parse().unwrap()))
         );
         let err = "10.0.0.1/8".parse::<RouteDest>().unwrap_err();
-        assert!(err.contains("host bits") && err.contains("10.0.0.0/8"), "{err}");
+        assert!(
+            err.contains("host bits") && err.contains("10.0.0.0/8"),
+            "{err}"
+        );
         assert!("nowhere".parse::<RouteDest>().is_err());
     }
 
@@ -252,8 +264,18 @@ mod tests {
             "02:00:00:00:01:0a".parse::<Mac>().unwrap().to_string(),
             "02:00:00:00:01:0a"
         );
-        assert!("01:00:5e:00:00:01".parse::<Mac>().unwrap_err().contains("multicast"));
-        assert!("00:00:00:00:00:00".parse::<Mac>().unwrap_err().contains("all-zero"));
+        assert!(
+            "01:00:5e:00:00:01"
+                .parse::<Mac>()
+                .unwrap_err()
+                .contains("multicast")
+        );
+        assert!(
+            "00:00:00:00:00:00"
+                .parse::<Mac>()
+                .unwrap_err()
+                .contains("all-zero")
+        );
         assert!("02:00:00:00:01".parse::<Mac>().is_err());
         assert!("02:00:00:00:01:01:01".parse::<Mac>().is_err());
         assert!("0g:00:00:00:01:01".parse::<Mac>().is_err());
@@ -262,9 +284,18 @@ mod tests {
 
     #[test]
     fn rates_in_tc_units() {
-        assert_eq!("100mbit".parse::<Rate>().unwrap().bits_per_second, 100_000_000);
-        assert_eq!("1GBit".parse::<Rate>().unwrap().bits_per_second, 1_000_000_000);
-        assert_eq!("10mbps".parse::<Rate>().unwrap().bits_per_second, 80_000_000);
+        assert_eq!(
+            "100mbit".parse::<Rate>().unwrap().bits_per_second,
+            100_000_000
+        );
+        assert_eq!(
+            "1GBit".parse::<Rate>().unwrap().bits_per_second,
+            1_000_000_000
+        );
+        assert_eq!(
+            "10mbps".parse::<Rate>().unwrap().bits_per_second,
+            80_000_000
+        );
         assert!("fast".parse::<Rate>().is_err());
         assert!("1.5mbit".parse::<Rate>().is_err());
         assert!("99999999999999999tbit".parse::<Rate>().is_err());

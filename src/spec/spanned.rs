@@ -115,7 +115,10 @@ impl Borrow<str> for Sp<String> {
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
-        Ok(Sp::new(spanned.value, Span::from_location(&spanned.referenced)))
+        Ok(Sp::new(
+            spanned.value,
+            Span::from_location(&spanned.referenced),
+        ))
     }
 }
 
