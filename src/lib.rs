@@ -10,5 +10,7 @@ pub mod graph;
 pub mod load;
 pub mod logging;
 pub mod model;
+pub mod plan;
 pub mod spec;
+pub mod state;
 pub mod validate;

@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::Mac;
 
@@ -24,7 +24,7 @@ pub const ROUTE_PROTOCOL: u8 = 211;
 
 /// What kind of kernel object a resource is. The order is the order in
 /// which `status` and `plan` list objects of one namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Namespace,
@@ -76,7 +76,7 @@ impl fmt::Display for Kind {
 /// The identity of a kernel object: the namespace it lives in (`""` is
 /// the namespace netloom runs in), its kind, and a name unique within
 /// (namespace, kind). A namespace's own id has `ns` = its name, `name` = "".
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ResourceId {
     pub ns: String,
     pub kind: Kind,
@@ -124,7 +124,7 @@ impl fmt::Display for ResourceId {
 }
 
 /// What a kernel object is, as far as netloom manages it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Resource {
     /// A named network namespace under /run/netns.
@@ -169,7 +169,7 @@ pub enum Resource {
 }
 
 /// Interfaces by how they are made.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]
 pub enum LinkKind {
     Bridge,
@@ -186,7 +186,7 @@ pub enum LinkKind {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vxlan {
     pub vni: u32,
     pub port: u16,
@@ -197,7 +197,7 @@ pub struct Vxlan {
 
 /// A route in the main table. Its identity is (family, destination,
 /// metric); `via` and `dev` can change in place.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub to: IpNet,
     pub metric: u32,

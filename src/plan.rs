@@ -1,0 +1,757 @@
+//! Diff: desired vs observed -> an ordered plan of changes, and the
+//! conflicts that stop it. Pure: no kernel, no I/O.
+//!
+//! Ownership (FORMAT.md, "What netloom owns") is decided here, from the
+//! marks the kernel carries and the state record: netloom changes or
+//! deletes only what this topology owns.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::Graph;
+use crate::model::{Kind, LinkKind, ROUTE_PROTOCOL, Resource, ResourceId, Resources, mark_owner};
+use crate::state::Records;
+
+/// What the kernel has, in the model's shape, plus the facts ownership
+/// needs that are not part of a resource's value.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub resources: Resources,
+    /// The `protocol` of every observed route.
+    pub route_protocols: BTreeMap<ResourceId, u8>,
+}
+
+/// Who an observed object belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "owner", content = "topology")]
+pub enum Owner {
+    /// This topology: netloom may change and delete it.
+    This,
+    /// Another topology: never touched.
+    Other(String),
+    /// Nobody: never touched, unless adopted with `--adopt`.
+    Unowned,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One change to the kernel.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub id: ResourceId,
+    /// The live value (update, delete).
+    pub from: Option<Resource>,
+    /// The wanted value (create, update).
+    pub to: Option<Resource>,
+    /// Links in other namespaces that vanish with this deletion (a
+    /// namespace takes its veths' peers with it, a little later).
+    #[serde(skip)]
+    pub takes_along: Vec<ResourceId>,
+}
+
+/// A declared object that something netloom may not touch is in the way of.
+#[derive(Clone, Debug, Serialize)]
+pub struct Conflict {
+    pub id: ResourceId,
+    pub owner: Owner,
+    pub live: Resource,
+}
+
+impl Conflict {
+    pub fn message(&self) -> String {
+        let whose = match &self.owner {
+            Owner::Other(topology) => format!("topology `{topology}`"),
+            _ => "nobody (it is not netloom's)".to_string(),
+        };
+        format!("{} already exists ({}), owned by {whose}", self.id, self.live.describe())
+    }
+
+    pub fn help(&self) -> &'static str {
+        match self.owner {
+            Owner::Other(_) => "rename the object in one of the two topologies; netloom never touches another topology's objects",
+            _ => "rename the object in the file, remove the existing one, or take it over with --adopt",
+        }
+    }
+}
+
+/// The changes that make the kernel match, in an order that respects
+/// every dependency, with each change's prerequisites (indices into
+/// `changes`) so independent changes can run concurrently.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub prerequisites: Vec<Vec<usize>>,
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// (create, update, delete) counts.
+    pub fn summary(&self) -> (usize, usize, usize) {
+        let count = |action| self.changes.iter().filter(|c| c.action == action).count();
+        (count(Action::Create), count(Action::Update), count(Action::Delete))
+    }
+}
+
+/// Everything `diff` needs besides the two sides.
+pub struct Context<'a> {
+    pub topology: &'a str,
+    /// The state records of every topology (who created what where marks
+    /// cannot say it).
+    pub records: &'a Records,
+    /// Take over unowned objects in the way instead of stopping.
+    pub adopt: bool,
+}
+
+/// Ownership of every observed object.
+pub fn owners(observed: &Observed, ctx: &Context) -> BTreeMap<ResourceId, Owner> {
+    let resources = &observed.resources;
+    let owner_of_mark = |alias: Option<&Resource>| match alias {
+        Some(Resource::Alias { alias }) => mark_owner(alias).map(|t| {
+            if t == ctx.topology {
+                Owner::This
+            } else {
+                Owner::Other(t.to_string())
+            }
+        }),
+        _ => None,
+    };
+    let recorded = |id: &ResourceId| match ctx.records.creator_of(id) {
+        Some(t) if t == ctx.topology => Some(Owner::This),
+        Some(t) => Some(Owner::Other(t.to_string())),
+        None => None,
+    };
+    // A namespace netloom created carries a mark on its loopback.
+    let mut namespace_owner: HashMap<&str, Owner> = HashMap::new();
+    for id in resources.keys().filter(|id| id.kind == Kind::Namespace) {
+        let alias = resources.get(&ResourceId::new(&id.ns, Kind::Alias, "lo"));
+        let owner = owner_of_mark(alias)
+            .or_else(|| recorded(id))
+            .unwrap_or(Owner::Unowned);
+        namespace_owner.insert(&id.ns, owner);
+    }
+    let in_owned_namespace = |ns: &str| namespace_owner.get(ns).cloned();
+    // Links: their own mark, else the record.
+    let mut link_owner: HashMap<(&str, &str), Owner> = HashMap::new();
+    let mut owners = BTreeMap::new();
+    for (id, resource) in resources {
+        if let Resource::Link(kind) = resource {
+            let owner = in_owned_namespace(&id.ns)
+                .filter(|o| *o != Owner::Unowned)
+                .or_else(|| owner_of_mark(resources.get(&ResourceId::new(&id.ns, Kind::Alias, id.name.clone()))))
+                .or_else(|| recorded(id))
+                .unwrap_or(Owner::Unowned);
+            link_owner.insert((&id.ns, &id.name), owner.clone());
+            if let LinkKind::Veth { peer_ns, peer } = kind {
+                link_owner.insert((peer_ns, peer), owner.clone());
+            }
+            owners.insert(id.clone(), owner);
+        }
+    }
+    for (id, _) in resources {
+        let owner = match id.kind {
+            Kind::Link => continue,
+            Kind::Namespace => namespace_owner[id.ns.as_str()].clone(),
+            _ if in_owned_namespace(&id.ns).is_some_and(|o| o != Owner::Unowned) => {
+                in_owned_namespace(&id.ns).unwrap_or(Owner::Unowned)
+            }
+            Kind::Route => {
+                let ours = observed.route_protocols.get(id) == Some(&ROUTE_PROTOCOL);
+                recorded(id).filter(|_| ours).unwrap_or(Owner::Unowned)
+            }
+            // A declared sysctl of a namespace netloom did not create is
+            // managed by value (the replaced value is recorded), not owned.
+            Kind::Sysctl => Owner::This,
+            _ => match id.ifname() {
+                Some(ifname) => link_owner
+                    .get(&(id.ns.as_str(), ifname))
+                    .cloned()
+                    .or_else(|| in_owned_namespace(&id.ns))
+                    .unwrap_or(Owner::Unowned),
+                None => Owner::Unowned,
+            },
+        };
+        owners.insert(id.clone(), owner);
+    }
+    owners
+}
+
+/// The plan that turns `observed` into `desired`.
+pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
+    let owners = owners(observed, ctx);
+    let live = &observed.resources;
+    let is_ours = |id: &ResourceId| match owners.get(id) {
+        Some(Owner::This) => true,
+        Some(Owner::Unowned) => ctx.adopt,
+        _ => false,
+    };
+    let live_holders = interface_holders(live);
+
+    // Declared namespaces, links and routes that something netloom may
+    // not touch holds; nothing in or on them is planned.
+    let mut conflicts = Vec::new();
+    let mut blocked: BTreeSet<&ResourceId> = BTreeSet::new();
+    for id in desired.keys() {
+        if matches!(id.kind, Kind::Namespace | Kind::Link | Kind::Route)
+            && live.contains_key(id)
+            && !is_ours(id)
+        {
+            blocked.insert(id);
+        }
+    }
+    // An interface name held by a foreign link (also the peer end of a
+    // declared veth, which has no id of its own).
+    for (end, _) in interfaces(desired) {
+        if let Some(&holder) = live_holders.get(&end)
+            && !is_ours(holder)
+        {
+            blocked.insert(holder);
+        }
+    }
+    for &id in &blocked {
+        conflicts.push(Conflict {
+            id: id.clone(),
+            owner: owners.get(id).cloned().unwrap_or(Owner::Unowned),
+            live: live[id].clone(),
+        });
+    }
+    let blocked_namespaces: BTreeSet<&str> = blocked
+        .iter()
+        .filter(|id| id.kind == Kind::Namespace)
+        .map(|id| id.ns.as_str())
+        .collect();
+    let blocked_interfaces: BTreeSet<(&str, &str)> = blocked
+        .iter()
+        .filter(|id| id.kind == Kind::Link)
+        .flat_map(|id| link_ends(id, &live[*id]))
+        .collect();
+    let is_blocked = |id: &ResourceId| {
+        blocked.contains(id)
+            || blocked_namespaces.contains(id.ns.as_str())
+            || id
+                .ifname()
+                .is_some_and(|ifname| blocked_interfaces.contains(&(id.ns.as_str(), ifname)))
+    };
+
+    let mut changes: Vec<Change> = Vec::new();
+    let mut replaced_links: Vec<&ResourceId> = Vec::new();
+    for (id, want) in desired {
+        if is_blocked(id) {
+            continue;
+        }
+        match live.get(id) {
+            None => changes.push(change(Action::Create, id, None, Some(want))),
+            Some(_) if !is_ours(id) => {}
+            Some(have) if want.is_satisfied_by(have) => {}
+            Some(have) if want.updates_in_place() => {
+                changes.push(change(Action::Update, id, Some(have), Some(want)))
+            }
+            Some(have) => {
+                // The kernel cannot change it in place: delete, then create.
+                changes.push(change(Action::Delete, id, Some(have), None));
+                changes.push(change(Action::Create, id, None, Some(want)));
+                replaced_links.push(id);
+            }
+        }
+    }
+    let recreated = recreate_dependents(&mut changes, &replaced_links, desired, live);
+
+    // Owned objects the file no longer declares, unless they vanish with
+    // something else that goes (a namespace, a link).
+    let deleted_namespaces: BTreeSet<&str> = live
+        .keys()
+        .filter(|id| id.kind == Kind::Namespace && !desired.contains_key(*id) && is_ours(id))
+        .map(|id| id.ns.as_str())
+        .collect();
+    let vanishing_interfaces: BTreeSet<(&str, &str)> = live
+        .iter()
+        .filter(|(id, _)| {
+            id.kind == Kind::Link && is_ours(id) && (!desired.contains_key(*id) || recreated.contains(id))
+        })
+        .flat_map(|(id, r)| link_ends(id, r))
+        .collect();
+    for (id, have) in live {
+        // Undeclared MTUs and MACs are the kernel's; sysctls cannot be
+        // deleted (an undeclared one stays as it is).
+        if desired.contains_key(id)
+            || !is_ours(id)
+            || id.kind.compared_only_when_declared()
+            || id.kind == Kind::Sysctl
+        {
+            continue;
+        }
+        let vanishes = match have {
+            _ if id.kind != Kind::Namespace && deleted_namespaces.contains(id.ns.as_str()) => true,
+            Resource::Link(LinkKind::Veth { peer_ns, .. }) => deleted_namespaces.contains(peer_ns.as_str()),
+            _ => id.kind != Kind::Link
+                && id
+                    .ifname()
+                    .is_some_and(|ifname| vanishing_interfaces.contains(&(id.ns.as_str(), ifname))),
+        };
+        if vanishes {
+            continue;
+        }
+        let mut delete = change(Action::Delete, id, Some(have), None);
+        if id.kind == Kind::Namespace {
+            delete.takes_along = veths_leaving_with(live, &id.ns);
+        }
+        changes.push(delete);
+    }
+
+    let (changes, prerequisites) = order(changes, desired, live);
+    Plan {
+        changes,
+        prerequisites,
+        conflicts,
+    }
+}
+
+/// A replaced link takes its attributes, addresses, routes and ports'
+/// membership with it: plan them again. Returns the replaced links.
+fn recreate_dependents<'a>(
+    changes: &mut Vec<Change>,
+    replaced: &[&'a ResourceId],
+    desired: &'a Resources,
+    live: &Resources,
+) -> BTreeSet<&'a ResourceId> {
+    let replaced_set: BTreeSet<&ResourceId> = replaced.iter().copied().collect();
+    if replaced.is_empty() {
+        return replaced_set;
+    }
+    let graph = Graph::new(desired);
+    let mut stack: Vec<&ResourceId> = replaced.to_vec();
+    let mut seen: BTreeSet<&ResourceId> = BTreeSet::new();
+    while let Some(id) = stack.pop() {
+        for dependent in graph.dependents(id) {
+            let Some((dependent, want)) = desired.get_key_value(dependent) else {
+                continue;
+            };
+            if matches!(dependent.kind, Kind::Namespace | Kind::Link | Kind::Sysctl) || !seen.insert(dependent) {
+                continue;
+            }
+            stack.push(dependent);
+            if live.contains_key(dependent) {
+                changes.retain(|c| &c.id != dependent);
+                changes.push(change(Action::Create, dependent, None, Some(want)));
+            }
+        }
+    }
+    replaced_set
+}
+
+fn change(action: Action, id: &ResourceId, from: Option<&Resource>, to: Option<&Resource>) -> Change {
+    Change {
+        action,
+        id: id.clone(),
+        from: from.cloned(),
+        to: to.cloned(),
+        takes_along: Vec::new(),
+    }
+}
+
+/// Both (namespace, name) ends of a link resource.
+fn link_ends<'a>(id: &'a ResourceId, resource: &'a Resource) -> Vec<(&'a str, &'a str)> {
+    let mut ends = vec![(id.ns.as_str(), id.name.as_str())];
+    if let Resource::Link(LinkKind::Veth { peer_ns, peer }) = resource {
+        ends.push((peer_ns.as_str(), peer.as_str()));
+    }
+    ends
+}
+
+/// Which link resource holds each (namespace, interface name).
+fn interface_holders(resources: &Resources) -> HashMap<(&str, &str), &ResourceId> {
+    resources
+        .iter()
+        .filter(|(id, _)| id.kind == Kind::Link)
+        .flat_map(|(id, r)| link_ends(id, r).into_iter().map(move |end| (end, id)))
+        .collect()
+}
+
+/// Every interface a set of resources creates, with the link that does.
+fn interfaces(resources: &Resources) -> Vec<((&str, &str), &ResourceId)> {
+    resources
+        .iter()
+        .filter(|(id, _)| id.kind == Kind::Link)
+        .flat_map(|(id, r)| link_ends(id, r).into_iter().map(move |end| (end, id)))
+        .collect()
+}
+
+/// veth ends outside `ns` whose peer is inside it: the kernel deletes them
+/// when the namespace goes.
+fn veths_leaving_with(live: &Resources, ns: &str) -> Vec<ResourceId> {
+    live.iter()
+        .filter_map(|(id, r)| match r {
+            Resource::Link(LinkKind::Veth { peer_ns, peer }) if id.ns != ns && peer_ns == ns => {
+                Some(ResourceId::link(&id.ns, &id.name))
+            }
+            Resource::Link(LinkKind::Veth { peer_ns, peer }) if id.ns == ns && peer_ns != ns => {
+                Some(ResourceId::link(peer_ns, peer))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Orders changes: creates and updates after what they depend on (in the
+/// desired graph), deletes before what they depend on (in the live graph),
+/// a delete of an address or route only after the creates of its
+/// namespace (add before delete), and a delete that frees a name before
+/// the create that needs it.
+fn order(changes: Vec<Change>, desired: &Resources, live: &Resources) -> (Vec<Change>, Vec<Vec<usize>>) {
+    let desired_graph = Graph::new(desired);
+    let live_graph = Graph::new(live);
+    let index: HashMap<(Action, &ResourceId), usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.action, &c.id), i))
+        .collect();
+    let mut prerequisites: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); changes.len()];
+    let creates_by_namespace = {
+        let mut map: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, c) in changes.iter().enumerate() {
+            if c.action != Action::Delete {
+                map.entry(c.id.ns.as_str()).or_default().push(i);
+            }
+        }
+        map
+    };
+    let freed_names: HashMap<(&str, &str), usize> = changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.action == Action::Delete && c.id.kind == Kind::Link)
+        .flat_map(|(i, c)| {
+            let from = c.from.as_ref().expect("a delete has a live value");
+            link_ends(&c.id, from).into_iter().map(move |end| (end, i))
+        })
+        .collect();
+    let needed_names: BTreeSet<(&str, &str)> = changes
+        .iter()
+        .filter(|c| c.action == Action::Create && c.id.kind == Kind::Link)
+        .filter_map(|c| c.to.as_ref().map(|to| link_ends(&c.id, to)))
+        .flatten()
+        .collect();
+    for (i, c) in changes.iter().enumerate() {
+        match c.action {
+            Action::Create | Action::Update => {
+                for dep in desired_graph.dependencies(&c.id) {
+                    for action in [Action::Create, Action::Update] {
+                        if let Some(&j) = index.get(&(action, dep)) {
+                            prerequisites[i].insert(j);
+                        }
+                    }
+                }
+                if let Some(to) = &c.to
+                    && c.id.kind == Kind::Link
+                {
+                    for end in link_ends(&c.id, to) {
+                        if let Some(&j) = freed_names.get(&end) {
+                            prerequisites[i].insert(j);
+                        }
+                    }
+                }
+            }
+            Action::Delete => {
+                for dependent in live_graph.dependents(&c.id) {
+                    if let Some(&j) = index.get(&(Action::Delete, dependent)) {
+                        prerequisites[i].insert(j);
+                    }
+                }
+                let frees_a_name = c.id.kind == Kind::Link
+                    && c.from.as_ref().is_some_and(|from| {
+                        link_ends(&c.id, from).iter().any(|end| needed_names.contains(end))
+                    });
+                if !frees_a_name {
+                    for &j in creates_by_namespace.get(c.id.ns.as_str()).into_iter().flatten() {
+                        prerequisites[i].insert(j);
+                    }
+                }
+            }
+        }
+    }
+    // Linearize deterministically (Kahn, smallest (action, id) first).
+    let mut remaining: Vec<usize> = prerequisites.iter().map(BTreeSet::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+    for (i, pre) in prerequisites.iter().enumerate() {
+        for &j in pre {
+            dependents[j].push(i);
+        }
+    }
+    let key = |i: usize| (changes[i].action == Action::Delete, &changes[i].id, changes[i].action, i);
+    let mut ready: BTreeSet<_> = (0..changes.len()).filter(|&i| remaining[i] == 0).map(key).collect();
+    let mut sequence = Vec::with_capacity(changes.len());
+    while let Some(first) = ready.pop_first() {
+        let i = first.3;
+        sequence.push(i);
+        for &d in &dependents[i] {
+            remaining[d] -= 1;
+            if remaining[d] == 0 {
+                ready.insert(key(d));
+            }
+        }
+    }
+    // A cycle cannot happen (both graphs are acyclic and deletes only wait
+    // for creates); if it did, keep the rest in id order rather than lose it.
+    for i in 0..changes.len() {
+        if !sequence.contains(&i) {
+            sequence.push(i);
+        }
+    }
+    let position: HashMap<usize, usize> = sequence.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let ordered_prerequisites = sequence
+        .iter()
+        .map(|&i| {
+            let mut pre: Vec<usize> = prerequisites[i]
+                .iter()
+                .map(|j| position[j])
+                .filter(|&p| p < position[&i])
+                .collect();
+            pre.sort_unstable();
+            pre
+        })
+        .collect();
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    let ordered = sequence.iter().map(|&i| slots[i].take().expect("each once")).collect();
+    (ordered, ordered_prerequisites)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::SourceFile;
+    use crate::model::{Mode, expand};
+    use crate::state::Record;
+
+    fn desired(text: &str) -> Resources {
+        let spec = crate::load::parse(&SourceFile::new("t.yaml", text)).unwrap();
+        expand(&spec, &Mode::Lab).resources
+    }
+
+    fn seed() -> Resources {
+        desired(&std::fs::read_to_string("examples/seed.yaml").unwrap())
+    }
+
+    /// What the kernel shows once a topology is applied: the same objects,
+    /// with netloom's route protocol.
+    fn applied(resources: &Resources) -> Observed {
+        let route_protocols = resources
+            .keys()
+            .filter(|id| id.kind == Kind::Route)
+            .map(|id| (id.clone(), ROUTE_PROTOCOL))
+            .collect();
+        Observed {
+            resources: resources.clone(),
+            route_protocols,
+        }
+    }
+
+    fn records_with(created: &[ResourceId]) -> Records {
+        let mut record = Record::new("seed");
+        record.created.extend(created.iter().cloned());
+        let mut records = Records::default();
+        records.by_topology.insert("seed".into(), record);
+        records
+    }
+
+    fn plan(desired: &Resources, observed: &Observed, records: &Records, adopt: bool) -> Plan {
+        let ctx = Context {
+            topology: "seed",
+            records,
+            adopt,
+        };
+        diff(desired, observed, &ctx)
+    }
+
+    fn lines(plan: &Plan) -> Vec<String> {
+        plan.changes
+            .iter()
+            .map(|c| format!("{:?} {}", c.action, c.id))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_to_do_when_the_kernel_matches() {
+        let want = seed();
+        let plan = plan(&want, &applied(&want), &Records::default(), false);
+        assert!(plan.is_empty(), "{:#?}", lines(&plan));
+        assert!(plan.conflicts.is_empty());
+    }
+
+    #[test]
+    fn everything_is_created_in_dependency_order() {
+        let want = seed();
+        let plan = plan(&want, &Observed::default(), &Records::default(), false);
+        assert_eq!(plan.summary(), (want.len(), 0, 0));
+        for (i, pre) in plan.prerequisites.iter().enumerate() {
+            assert!(pre.iter().all(|&j| j < i));
+        }
+        let at = |text: &str| lines(&plan).iter().position(|l| l == text).unwrap();
+        assert!(at("Create namespace test") < at("Create link -/testveth0"));
+        assert!(at("Create link -/testveth0") < at("Create address test/eth0 10.0.0.2/24"));
+        assert!(at("Create address test/eth0 10.0.0.2/24") < at("Create route test/0.0.0.0/0 metric 0"));
+    }
+
+    #[test]
+    fn a_changed_mtu_is_one_update_in_place() {
+        let mut want = seed();
+        let live = applied(&want);
+        want.insert(ResourceId::new("test", Kind::Mtu, "eth0"), Resource::Mtu { mtu: 9000 });
+        let plan = plan(&want, &live, &Records::default(), false);
+        assert_eq!(lines(&plan), ["Create mtu test/eth0"]);
+        let mut live_with_mtu = live.clone();
+        live_with_mtu
+            .resources
+            .insert(ResourceId::new("test", Kind::Mtu, "eth0"), Resource::Mtu { mtu: 1500 });
+        let plan = super::tests::plan(&want, &live_with_mtu, &Records::default(), false);
+        assert_eq!(lines(&plan), ["Update mtu test/eth0"]);
+    }
+
+    #[test]
+    fn undeclared_mtus_and_macs_are_not_compared() {
+        let want = seed();
+        let mut live = applied(&want);
+        live.resources
+            .insert(ResourceId::new("test", Kind::Mtu, "eth0"), Resource::Mtu { mtu: 1500 });
+        assert!(plan(&want, &live, &Records::default(), false).is_empty());
+    }
+
+    #[test]
+    fn a_new_address_is_added_before_the_old_one_goes() {
+        let old = seed();
+        let new = desired(&std::fs::read_to_string("examples/seed.yaml").unwrap().replace("10.0.0.2/24", "10.0.0.3/24"));
+        let plan = plan(&new, &applied(&old), &Records::default(), false);
+        assert_eq!(
+            lines(&plan),
+            ["Create address test/eth0 10.0.0.3/24", "Delete address test/eth0 10.0.0.2/24"]
+        );
+        assert_eq!(plan.prerequisites[1], vec![0]);
+    }
+
+    #[test]
+    fn a_changed_gateway_replaces_the_route_in_place() {
+        let old = seed();
+        let text = std::fs::read_to_string("examples/seed.yaml").unwrap();
+        let new = desired(&text.replace("via: 10.0.0.1", "via: 10.0.0.254"));
+        let plan = plan(&new, &applied(&old), &Records::default(), false);
+        assert_eq!(lines(&plan), ["Update route test/0.0.0.0/0 metric 0"]);
+    }
+
+    #[test]
+    fn removing_a_pod_deletes_its_namespace_and_nothing_else() {
+        let old = seed();
+        let text = std::fs::read_to_string("examples/seed.yaml").unwrap();
+        let without_pod = text.split("pods:").next().unwrap().to_string();
+        let new = desired(&without_pod);
+        let plan = plan(&new, &applied(&old), &Records::default(), false);
+        assert_eq!(lines(&plan), ["Delete namespace test"]);
+        assert_eq!(plan.changes[0].takes_along, vec![ResourceId::link("", "testveth0")]);
+    }
+
+    #[test]
+    fn hand_made_objects_in_a_pod_are_drift_and_removed() {
+        let want = seed();
+        let mut live = applied(&want);
+        let extra_route = ResourceId::new("test", Kind::Route, "10.9.0.0/16 metric 0");
+        live.resources.insert(
+            extra_route.clone(),
+            Resource::Route(crate::model::Route {
+                to: "10.9.0.0/16".parse().unwrap(),
+                metric: 0,
+                via: Some("10.0.0.1".parse().unwrap()),
+                dev: Some("eth0".into()),
+            }),
+        );
+        live.route_protocols.insert(extra_route, 3);
+        live.resources.insert(
+            ResourceId::new("test", Kind::Address, "eth0 10.0.0.9/24"),
+            Resource::Address { ifname: "eth0".into(), address: "10.0.0.9/24".parse().unwrap() },
+        );
+        let plan = plan(&want, &live, &Records::default(), false);
+        assert_eq!(
+            lines(&plan),
+            // The route may use the address: it goes first.
+            ["Delete route test/10.9.0.0/16 metric 0", "Delete address test/eth0 10.0.0.9/24"]
+        );
+    }
+
+    #[test]
+    fn foreign_objects_outside_owned_namespaces_are_left_alone() {
+        let want = seed();
+        let mut live = applied(&want);
+        let foreign_route = ResourceId::new("", Kind::Route, "10.9.0.0/16 metric 0");
+        live.resources.insert(
+            foreign_route.clone(),
+            Resource::Route(crate::model::Route {
+                to: "10.9.0.0/16".parse().unwrap(),
+                metric: 0,
+                via: None,
+                dev: Some("test0".into()),
+            }),
+        );
+        live.route_protocols.insert(foreign_route, 3);
+        live.resources.insert(ResourceId::link("", "docker0"), Resource::Link(LinkKind::Bridge));
+        assert!(plan(&want, &live, &Records::default(), false).is_empty());
+    }
+
+    #[test]
+    fn an_unowned_object_in_the_way_is_a_conflict_unless_adopted() {
+        let want = seed();
+        let mut live = Observed::default();
+        live.resources.insert(ResourceId::link("", "test0"), Resource::Link(LinkKind::Bridge));
+        let plan_without = plan(&want, &live, &Records::default(), false);
+        assert_eq!(plan_without.conflicts.len(), 1);
+        assert_eq!(plan_without.conflicts[0].id, ResourceId::link("", "test0"));
+        assert!(!lines(&plan_without).iter().any(|l| l.contains("-/test0")), "nothing planned on it");
+        let adopted = plan(&want, &live, &Records::default(), true);
+        assert!(adopted.conflicts.is_empty());
+        assert!(lines(&adopted).contains(&"Create alias -/test0".to_string()));
+        assert!(!lines(&adopted).contains(&"Create link -/test0".to_string()));
+    }
+
+    #[test]
+    fn another_topologys_objects_are_never_touched() {
+        let want = seed();
+        let mut live = Observed::default();
+        live.resources.insert(ResourceId::link("", "test0"), Resource::Link(LinkKind::Bridge));
+        live.resources.insert(
+            ResourceId::new("", Kind::Alias, "test0"),
+            Resource::Alias { alias: "netloom:other/bridge:test0".into() },
+        );
+        let adopted = plan(&want, &live, &Records::default(), true);
+        assert_eq!(adopted.conflicts[0].owner, Owner::Other("other".into()));
+    }
+
+    #[test]
+    fn the_record_claims_objects_whose_mark_a_crash_lost() {
+        let want = seed();
+        let mut live = Observed::default();
+        live.resources.insert(ResourceId::link("", "test0"), Resource::Link(LinkKind::Bridge));
+        let plan = plan(&want, &live, &records_with(&[ResourceId::link("", "test0")]), false);
+        assert!(plan.conflicts.is_empty());
+        assert!(lines(&plan).contains(&"Create alias -/test0".to_string()));
+    }
+
+    #[test]
+    fn a_veth_with_a_new_peer_is_replaced_with_its_settings() {
+        let old = desired("name: seed\npods:\n  a: { interfaces: { eth0: {} } }\n  b: { interfaces: { eth0: {addresses: [10.0.0.2/24]} } }\n  c: { interfaces: { eth0: {addresses: [10.0.0.3/24]} } }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
+        let new = desired("name: seed\npods:\n  a: { interfaces: { eth0: {} } }\n  b: { interfaces: { eth0: {addresses: [10.0.0.2/24]} } }\n  c: { interfaces: { eth0: {addresses: [10.0.0.3/24]} } }\nlinks:\n  - endpoints: [a:eth0, c:eth0]\n");
+        let plan = plan(&new, &applied(&old), &Records::default(), false);
+        let lines = lines(&plan);
+        let at = |text: &str| lines.iter().position(|l| l == text).unwrap_or_else(|| panic!("{text}: {lines:#?}"));
+        assert!(at("Delete link a/eth0") < at("Create link a/eth0"));
+        assert!(at("Create link a/eth0") < at("Create address c/eth0 10.0.0.3/24"));
+        assert!(at("Create link a/eth0") < at("Create up a/eth0"));
+        // b's end went with the old pair.
+        assert!(!lines.iter().any(|l| l.contains(" b/")), "{lines:#?}");
+    }
+}

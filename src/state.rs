@@ -1,0 +1,423 @@
+//! The state dir (`--state-dir`, default /run/netloom): one lock that
+//! serialises runs, and per topology a state record and a journal.
+//!
+//! The record says what a topology created where the kernel has no room
+//! for a mark (or before the mark was written), and which values it
+//! replaced (sysctls of namespaces it did not create, restored on destroy).
+//! The journal is appended before every change; a run killed half way
+//! leaves it behind, and the next run folds it into the record first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Kind, Resource, ResourceId};
+use crate::plan::{Action, Change};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state dir {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("another netloom run holds the lock on {path}{holder}; waited {waited:?} (raise --lock-timeout to wait longer)")]
+    Locked {
+        path: PathBuf,
+        holder: String,
+        waited: Duration,
+    },
+    #[error("state record {path} is damaged: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What one topology created and replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    pub topology: String,
+    /// Namespaces, and links and routes outside them, that this topology
+    /// created (or adopted).
+    pub created: BTreeSet<ResourceId>,
+    /// Sysctls of namespaces netloom did not create, with the value they
+    /// had before netloom first set them.
+    pub replaced: BTreeMap<ResourceId, String>,
+}
+
+impl Record {
+    pub fn new(topology: &str) -> Record {
+        Record {
+            version: 1,
+            topology: topology.to_string(),
+            ..Record::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.replaced.is_empty()
+    }
+
+    /// Takes note of a change that was (or, when replaying a journal,
+    /// may have been) carried out.
+    pub fn note(&mut self, change: &Change, owned_namespaces: &BTreeSet<String>) {
+        let id = &change.id;
+        match (change.action, id.kind) {
+            (Action::Create, Kind::Namespace) => {
+                self.created.insert(id.clone());
+            }
+            (Action::Create, Kind::Link | Kind::Route) if !owned_namespaces.contains(&id.ns) => {
+                self.created.insert(id.clone());
+            }
+            (Action::Update, Kind::Sysctl) if !owned_namespaces.contains(&id.ns) => {
+                if let Some(Resource::Sysctl { value }) = &change.from {
+                    self.replaced.entry(id.clone()).or_insert_with(|| value.clone());
+                }
+            }
+            (Action::Delete, _) => {
+                self.created.remove(id);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The records of every topology in a state dir.
+#[derive(Clone, Debug, Default)]
+pub struct Records {
+    pub by_topology: BTreeMap<String, Record>,
+}
+
+impl Records {
+    /// The topology whose record says it created `id`.
+    pub fn creator_of(&self, id: &ResourceId) -> Option<&str> {
+        self.by_topology
+            .values()
+            .find(|record| record.created.contains(id))
+            .map(|record| record.topology.as_str())
+    }
+
+    pub fn get(&self, topology: &str) -> Option<&Record> {
+        self.by_topology.get(topology)
+    }
+}
+
+/// Held while a run changes the kernel; released on drop.
+pub struct Lock {
+    _file: Flock<File>,
+}
+
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(path: impl Into<PathBuf>) -> StateDir {
+        StateDir { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create(&self) -> Result<(), StateError> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.path)
+            .map_err(io_error(&self.path))
+    }
+
+    /// Takes the lock of this state dir, waiting up to `timeout`.
+    pub fn lock(&self, timeout: Duration) -> Result<Lock, StateError> {
+        self.create()?;
+        let path = self.path.join("lock");
+        let started = Instant::now();
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_error(&path))?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(mut locked) => {
+                    // Say who holds it, for whoever waits next.
+                    let _ = locked.set_len(0);
+                    let _ = writeln!(*locked, "{}", std::process::id());
+                    return Ok(Lock { _file: locked });
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) if started.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let holder = fs::read_to_string(&path)
+                        .ok()
+                        .map(|pid| pid.trim().to_string())
+                        .filter(|pid| !pid.is_empty())
+                        .map(|pid| format!(" (pid {pid})"))
+                        .unwrap_or_default();
+                    return Err(StateError::Locked {
+                        path: self.path.clone(),
+                        holder,
+                        waited: started.elapsed(),
+                    });
+                }
+                Err((_, errno)) => return Err(io_error(&path)(errno.into())),
+            }
+        }
+    }
+
+    fn record_path(&self, topology: &str) -> PathBuf {
+        self.path.join(format!("{topology}.json"))
+    }
+
+    fn journal_path(&self, topology: &str) -> PathBuf {
+        self.path.join(format!("{topology}.journal"))
+    }
+
+    /// Every topology's record. A missing state dir has none.
+    pub fn records(&self) -> Result<Records, StateError> {
+        let mut records = Records::default();
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(records),
+            Err(err) => return Err(io_error(&self.path)(err)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io_error(&self.path))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let record = read_record(&path)?;
+                records.by_topology.insert(record.topology.clone(), record);
+            }
+        }
+        Ok(records)
+    }
+
+    pub fn save(&self, record: &Record) -> Result<(), StateError> {
+        self.create()?;
+        let path = self.record_path(&record.topology);
+        if record.is_empty() {
+            return match fs::remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io_error(&path)(err)),
+                _ => Ok(()),
+            };
+        }
+        // Write aside and rename: a crash leaves the old record or the new.
+        let partial = path.with_extension("json.partial");
+        let text = serde_json::to_string_pretty(record).expect("a record serializes");
+        fs::write(&partial, text).map_err(io_error(&partial))?;
+        fs::rename(&partial, &path).map_err(io_error(&path))
+    }
+
+    /// Folds a journal a killed run left behind into the record, so that
+    /// what it may have created is still known to be this topology's.
+    pub fn recover(
+        &self,
+        records: &mut Records,
+        topology: &str,
+        owned_namespaces: &BTreeSet<String>,
+    ) -> Result<(), StateError> {
+        let path = self.journal_path(topology);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(io_error(&path)(err)),
+        };
+        let record = records
+            .by_topology
+            .entry(topology.to_string())
+            .or_insert_with(|| Record::new(topology));
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(io_error(&path))?;
+            // The last line may be cut short by the kill: skip it.
+            if let Ok(change) = serde_json::from_str::<JournalEntry>(&line) {
+                let change = change.into_change();
+                // A delete may not have happened: keep claiming the object.
+                if change.action != Action::Delete {
+                    record.note(&change, owned_namespaces);
+                }
+            }
+        }
+        self.save(record)?;
+        fs::remove_file(&path).map_err(io_error(&path))
+    }
+
+    /// Opens the journal of a run.
+    pub fn journal(&self, topology: &str) -> Result<Journal, StateError> {
+        self.create()?;
+        let path = self.journal_path(topology);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        Ok(Journal { file, path })
+    }
+}
+
+fn read_record(path: &Path) -> Result<Record, StateError> {
+    let text = fs::read_to_string(path).map_err(io_error(path))?;
+    serde_json::from_str(&text).map_err(|err| StateError::Damaged {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    })
+}
+
+/// One journal line: a change, with the value it replaces.
+#[derive(Serialize, Deserialize)]
+struct JournalEntry {
+    action: Action,
+    id: ResourceId,
+    from: Option<Resource>,
+    to: Option<Resource>,
+}
+
+impl JournalEntry {
+    fn into_change(self) -> Change {
+        Change {
+            action: self.action,
+            id: self.id,
+            from: self.from,
+            to: self.to,
+            takes_along: Vec::new(),
+        }
+    }
+}
+
+/// Append-only log of the changes of one run, written before each change.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Logs a change before it is made. One write per line: a kill leaves
+    /// whole lines (and at worst one cut short).
+    pub fn log(&mut self, change: &Change) -> Result<(), StateError> {
+        let entry = JournalEntry {
+            action: change.action,
+            id: change.id.clone(),
+            from: change.from.clone(),
+            to: change.to.clone(),
+        };
+        let mut line = serde_json::to_string(&entry).expect("a change serializes");
+        line.push('\n');
+        self.file.write_all(line.as_bytes()).map_err(io_error(&self.path))
+    }
+
+    /// The run is over and its record saved: the journal is no longer needed.
+    pub fn finish(self) -> Result<(), StateError> {
+        drop(self.file);
+        fs::remove_file(&self.path).map_err(io_error(&self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("netloom-state-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn create(id: ResourceId, to: Resource) -> Change {
+        Change {
+            action: Action::Create,
+            id,
+            from: None,
+            to: Some(to),
+            takes_along: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_killed_run_leaves_a_journal_the_next_run_recovers() {
+        let dir = temp_dir("recover");
+        let state = StateDir::new(&dir);
+        let bridge = ResourceId::link("", "br0");
+        {
+            let mut journal = state.journal("lab").unwrap();
+            journal
+                .log(&create(bridge.clone(), Resource::Link(crate::model::LinkKind::Bridge)))
+                .unwrap();
+            journal.log(&create(ResourceId::namespace("web"), Resource::Namespace)).unwrap();
+            // A line cut short by kill -9.
+            journal.file.write_all(b"{\"action\":\"cre").unwrap();
+        }
+        let mut records = state.records().unwrap();
+        assert!(records.get("lab").is_none());
+        state.recover(&mut records, "lab", &BTreeSet::new()).unwrap();
+        assert_eq!(records.creator_of(&bridge), Some("lab"));
+        assert_eq!(records.creator_of(&ResourceId::namespace("web")), Some("lab"));
+        // Saved, and the journal is gone.
+        assert_eq!(state.records().unwrap().creator_of(&bridge), Some("lab"));
+        assert!(!dir.join("lab.journal").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn replaced_values_keep_the_first_original() {
+        let mut record = Record::new("lab");
+        let id = ResourceId::new("", Kind::Sysctl, "net.ipv4.ip_forward");
+        let update = |from: &str, to: &str| Change {
+            action: Action::Update,
+            id: id.clone(),
+            from: Some(Resource::Sysctl { value: from.into() }),
+            to: Some(Resource::Sysctl { value: to.into() }),
+            takes_along: Vec::new(),
+        };
+        record.note(&update("0", "1"), &BTreeSet::new());
+        record.note(&update("1", "0"), &BTreeSet::new());
+        assert_eq!(record.replaced[&id], "0");
+        // In a namespace netloom created, nothing is replaced.
+        let mut owned = Record::new("lab");
+        let ns_id = ResourceId::new("web", Kind::Sysctl, "net.ipv4.ip_forward");
+        owned.note(
+            &Change { id: ns_id, ..update("0", "1") },
+            &BTreeSet::from(["web".to_string()]),
+        );
+        assert!(owned.replaced.is_empty());
+    }
+
+    #[test]
+    fn the_lock_serialises_runs() {
+        let dir = temp_dir("lock");
+        let state = StateDir::new(&dir);
+        let held = state.lock(Duration::from_secs(1)).unwrap();
+        let err = match state.lock(Duration::from_millis(120)) {
+            Err(err) => err.to_string(),
+            Ok(_) => panic!("a second lock was granted"),
+        };
+        assert!(err.contains("holds the lock") && err.contains(&format!("pid {}", std::process::id())), "{err}");
+        drop(held);
+        assert!(state.lock(Duration::from_millis(100)).is_ok());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn empty_records_are_removed() {
+        let dir = temp_dir("empty");
+        let state = StateDir::new(&dir);
+        let mut record = Record::new("lab");
+        record.created.insert(ResourceId::namespace("web"));
+        state.save(&record).unwrap();
+        assert!(dir.join("lab.json").exists());
+        record.created.clear();
+        state.save(&record).unwrap();
+        assert!(!dir.join("lab.json").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
