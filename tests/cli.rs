@@ -379,3 +379,16 @@ fn readme_shows_the_seed_graph() {
          `cargo run -q -- graph --format mermaid {SEED}`"
     );
 }
+
+#[test]
+fn readme_states_the_derived_name_rule_truly() {
+    // README documents the rule with a worked example; the rule is part of
+    // the contract (FORMAT.md), so the example must stay right.
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let derived = netloom::model::derived_ifname("seed", "test", "eth0");
+    assert!(
+        readme.contains(&format!("`{derived}`")),
+        "README.md's derived-name example should be `{derived}`"
+    );
+    assert!(readme.contains("SHA-256 of `TOPOLOGY/POD/INTERFACE`"));
+}
