@@ -10,7 +10,7 @@ use crate::diagnostics::Diagnostics;
 use crate::graph::Graph;
 use crate::model::{self, Mode};
 use crate::spec::Topology;
-use crate::{load, validate};
+use crate::{commands, load, validate};
 
 /// Exit code of a usage error: never "changes pending" (2).
 pub const EXIT_USAGE: u8 = 64;
@@ -48,6 +48,74 @@ pub enum Command {
         /// Draw only this host's objects, as `--host` would apply them.
         #[arg(long)]
         host: Option<String>,
+    },
+    /// Read the live kernel, diff it against the file, print the ordered
+    /// changes and any conflicts. Changes nothing.
+    Plan {
+        /// The topology file (`-` reads standard input).
+        file: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Take over unowned objects in the way instead of reporting conflicts.
+        #[arg(long)]
+        adopt: bool,
+        /// Exit 2 when there are changes to make (0: nothing to do).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Make the kernel match the file, then read it back and verify.
+    Apply {
+        /// The topology file (`-` reads standard input).
+        file: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Take over unowned objects in the way instead of stopping.
+        #[arg(long)]
+        adopt: bool,
+        /// Print the plan, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete every object the topology owns and restore the values it replaced.
+    Destroy {
+        /// The topology file; or use --name.
+        #[arg(required_unless_present = "name", conflicts_with = "name")]
+        file: Option<String>,
+        /// Destroy by topology name, from the state record alone.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Print the plan, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Desired vs live, object by object: in sync, drifted, missing, extra.
+    Status {
+        /// The topology file (`-` reads standard input).
+        file: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Run a command inside one of the topology's pods.
+    Exec {
+        /// The topology file.
+        file: String,
+        /// The pod.
+        pod: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        kernel: KernelArgs,
     },
     /// Print the JSON Schema of the topology file format.
     Schema,
@@ -102,6 +170,38 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { file, output } => validate_command(&file, output),
         Command::Graph { file, format, host } => graph_command(&file, format, host),
+        Command::Plan {
+            file,
+            kernel,
+            adopt,
+            detailed_exitcode,
+            output,
+        } => commands::plan(&file, &kernel, adopt, detailed_exitcode, output),
+        Command::Apply {
+            file,
+            kernel,
+            adopt,
+            dry_run,
+            output,
+        } => commands::apply(&file, &kernel, adopt, dry_run, output),
+        Command::Destroy {
+            file,
+            name,
+            kernel,
+            dry_run,
+            output,
+        } => commands::destroy(file.as_deref(), name.as_deref(), &kernel, dry_run, output),
+        Command::Status {
+            file,
+            kernel,
+            output,
+        } => commands::status(&file, &kernel, output),
+        Command::Exec {
+            file,
+            pod,
+            command,
+            kernel,
+        } => commands::exec(&file, &pod, &command, &kernel),
         Command::Schema => {
             println!("{}", schema_json());
             ExitCode::SUCCESS

@@ -4,13 +4,17 @@
 //! Desired ─diff(Observed)─> Plan ─execute─> kernel ─observe─> verify.
 //! Each module below is one stage; `main.rs` only wires them to the CLI.
 
+pub mod apply;
 pub mod cli;
+pub mod commands;
 pub mod diagnostics;
 pub mod graph;
+pub mod kernel;
 pub mod load;
 pub mod logging;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod spec;
 pub mod state;
 pub mod validate;

@@ -3,7 +3,7 @@
 //! the kernel is observed into it (`kernel::observe`), and a plan is the
 //! difference of two of them (`plan`).
 
-mod expand;
+pub mod expand;
 mod names;
 
 pub use expand::{Mode, expand};

@@ -1,0 +1,457 @@
+//! The reconcile driver: observe the kernel, diff, execute the plan in
+//! dependency order, read back and verify. `plan`, `apply`, `destroy` and
+//! `status` are slices of this one pipeline (DESIGN.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::kernel::{Kernel, KernelError, Scope};
+use crate::model::{self, Desired, Kind, Mode, Resource, ResourceId, Resources};
+use crate::plan::{self, Action, Change, Context, Observed, Plan};
+use crate::spec::Topology;
+use crate::state::{Record, Records, StateDir, StateError};
+
+/// How many changes run at once. The kernel serialises most of them
+/// (rtnl_lock); this only hides the round trips.
+const CONCURRENCY: usize = 32;
+/// How long to wait for the kernel to finish tearing down a deleted
+/// namespace's veths.
+const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("host `{0}` is not in the file")]
+    UnknownHost(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What a run is about, besides the file.
+pub struct Options {
+    pub mode: Mode,
+    pub adopt: bool,
+    pub state_dir: PathBuf,
+    pub lock_timeout: Duration,
+}
+
+/// The outcome of executing a plan.
+#[derive(Debug)]
+pub struct Execution {
+    pub plan: Plan,
+    /// Per change: was it carried out.
+    pub done: Vec<bool>,
+    /// The change that failed and why.
+    pub failure: Option<(usize, KernelError)>,
+    /// After a complete run: what still differs when read back.
+    pub unverified: Vec<Change>,
+}
+
+impl Execution {
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none() && self.unverified.is_empty() && self.plan.conflicts.is_empty()
+    }
+}
+
+/// Everything observed for one run.
+pub struct Snapshot {
+    pub desired: Desired,
+    pub observed: Observed,
+    pub records: Records,
+    pub plan: Plan,
+}
+
+/// The kernel side of a topology, for the commands that read or change it.
+pub struct Engine {
+    kernel: Kernel,
+    state: StateDir,
+    options: Options,
+}
+
+impl Engine {
+    pub fn new(options: Options) -> Result<Engine, EngineError> {
+        Ok(Engine {
+            kernel: Kernel::new()?,
+            state: StateDir::new(&options.state_dir),
+            options,
+        })
+    }
+
+    /// Desired state of a topology in this run's mode. In host mode the
+    /// underlay's MTU is read first (overlay MTUs follow it).
+    async fn desired(&self, topology: &Topology) -> Result<Desired, EngineError> {
+        let Mode::Host { name, .. } = &self.options.mode else {
+            return Ok(model::expand(topology, &self.options.mode));
+        };
+        let host = topology
+            .hosts
+            .get(name.as_str())
+            .ok_or_else(|| EngineError::UnknownHost(name.clone()))?;
+        let underlay = model::expand::underlay_interface(host);
+        let underlay_mtu = self.kernel.link_mtu("", underlay).await?;
+        let mode = Mode::Host {
+            name: name.clone(),
+            underlay_mtu,
+        };
+        Ok(model::expand(topology, &mode))
+    }
+
+    /// Observes what a topology's plan needs and diffs.
+    async fn snapshot(
+        &self,
+        desired: Desired,
+        records: Records,
+        extra: Scope,
+    ) -> Result<Snapshot, EngineError> {
+        let scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        let observed = self.kernel.observe(&scope).await?;
+        let ctx = Context {
+            topology: &desired.topology,
+            records: &records,
+            adopt: self.options.adopt,
+        };
+        let plan = plan::diff(&desired.resources, &observed, &ctx);
+        Ok(Snapshot {
+            desired,
+            observed,
+            records,
+            plan,
+        })
+    }
+
+    /// The plan for a topology; changes nothing.
+    pub async fn plan(&self, topology: &Topology) -> Result<Snapshot, EngineError> {
+        let desired = self.desired(topology).await?;
+        let records = self.state.records()?;
+        self.snapshot(desired, records, Scope::default()).await
+    }
+
+    /// Makes the kernel match the topology, then verifies it does.
+    /// `dry_run` stops after planning.
+    pub async fn apply(
+        &self,
+        topology: &Topology,
+        dry_run: bool,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        let desired = self.desired(topology).await?;
+        self.reconcile(desired, Scope::default(), dry_run, progress)
+            .await
+    }
+
+    /// Removes everything a topology owns and restores the values it
+    /// replaced. With only a name, works from the state record, and finds
+    /// namespaces by their marks.
+    pub async fn destroy(
+        &self,
+        topology: DestroyTarget<'_>,
+        dry_run: bool,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        let (name, file_scope) = match topology {
+            DestroyTarget::File(topology) => {
+                let desired = self.desired(topology).await?;
+                let scope = scope_of(&desired, None);
+                (desired.topology, scope)
+            }
+            DestroyTarget::Name(name) => (name.to_string(), Scope::default()),
+        };
+        let marked = self.kernel.namespaces_marked_by(&name).await?;
+        let scope = file_scope.merge(Scope::namespaces(marked));
+        let records = self.state.records()?;
+        let restore: Resources = records
+            .get(&name)
+            .map(|record| {
+                record
+                    .replaced
+                    .iter()
+                    .map(|(id, value)| {
+                        (
+                            id.clone(),
+                            Resource::Sysctl {
+                                value: value.clone(),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let desired = Desired {
+            topology: name,
+            resources: restore,
+        };
+        self.reconcile(desired, scope, dry_run, progress).await
+    }
+
+    /// Desired vs live, object by object.
+    pub async fn status(
+        &self,
+        topology: &Topology,
+    ) -> Result<(Snapshot, Vec<ObjectStatus>), EngineError> {
+        let snapshot = self.plan(topology).await?;
+        let statuses = object_statuses(&snapshot);
+        Ok((snapshot, statuses))
+    }
+
+    /// The namespace of one of the topology's pods, if it exists and is
+    /// this topology's.
+    pub async fn pod_namespace(
+        &self,
+        topology: &Topology,
+        pod: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let Some((name, spec)) = topology.pods.get_key_value(pod) else {
+            return Ok(None);
+        };
+        let ns = model::expand::pod_namespace(name, spec).to_string();
+        let marked = self.kernel.namespaces_marked_by(&topology.name).await?;
+        Ok(marked.contains(&ns).then_some(ns))
+    }
+
+    async fn reconcile(
+        &self,
+        desired: Desired,
+        extra_scope: Scope,
+        dry_run: bool,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        let _lock = self.state.lock(self.options.lock_timeout)?;
+        let topology = desired.topology.clone();
+        let owned_namespaces: BTreeSet<String> = desired.namespaces().map(String::from).collect();
+        let mut records = self.state.records()?;
+        let recorded_namespaces = recorded_namespaces(records.get(&topology));
+        let all_owned: BTreeSet<String> = owned_namespaces
+            .union(&recorded_namespaces)
+            .cloned()
+            .collect();
+        self.state.recover(&mut records, &topology, &all_owned)?;
+        let snapshot = self.snapshot(desired, records, extra_scope.clone()).await?;
+        let plan = snapshot.plan.clone();
+        if dry_run || !plan.conflicts.is_empty() || plan.is_empty() {
+            // An empty plan is its own verification: the kernel was just
+            // read and matches.
+            return Ok(Execution {
+                done: vec![false; plan.changes.len()],
+                plan,
+                failure: None,
+                unverified: Vec::new(),
+            });
+        }
+
+        let mut journal = self.state.journal(&topology)?;
+        progress.start(plan.changes.len());
+        let (done, failure) = self.execute(&plan, &mut journal, progress).await?;
+        progress.finish();
+
+        let mut record = snapshot
+            .records
+            .get(&topology)
+            .cloned()
+            .unwrap_or_else(|| Record::new(&topology));
+        for (change, _) in plan.changes.iter().zip(&done).filter(|(_, done)| **done) {
+            record.note(change, &all_owned);
+        }
+        // Read back: the kernel must now match the file. What is recorded
+        // but gone (e.g. a veth that went with its namespace) is forgotten.
+        let mut unverified = Vec::new();
+        if failure.is_none() {
+            let mut records = snapshot.records.clone();
+            records.by_topology.insert(topology.clone(), record.clone());
+            let is_destroy = snapshot
+                .desired
+                .resources
+                .keys()
+                .all(|id| id.kind == Kind::Sysctl);
+            let again = self
+                .snapshot(snapshot.desired, records, extra_scope)
+                .await?;
+            record
+                .created
+                .retain(|id| again.observed.resources.contains_key(id));
+            if is_destroy && again.plan.is_empty() {
+                record.replaced.clear();
+            }
+            unverified = again.plan.changes;
+        }
+        self.state.save(&record)?;
+        journal.finish()?;
+
+        Ok(Execution {
+            plan,
+            done,
+            failure,
+            unverified,
+        })
+    }
+
+    /// Runs the changes, each once all its prerequisites are done, up to
+    /// CONCURRENCY at a time. Stops starting new ones at the first failure.
+    async fn execute(
+        &self,
+        plan: &Plan,
+        journal: &mut crate::state::Journal,
+        progress: &dyn Progress,
+    ) -> Result<(Vec<bool>, Option<(usize, KernelError)>), EngineError> {
+        let count = plan.changes.len();
+        let mut waiting_on: Vec<usize> = plan.prerequisites.iter().map(Vec::len).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for (i, prerequisites) in plan.prerequisites.iter().enumerate() {
+            for &j in prerequisites {
+                dependents[j].push(i);
+            }
+        }
+        let mut ready: BTreeSet<usize> = (0..count).filter(|&i| waiting_on[i] == 0).collect();
+        let mut done = vec![false; count];
+        let mut failure = None;
+        let mut running = FuturesUnordered::new();
+        loop {
+            while failure.is_none() && running.len() < CONCURRENCY {
+                let Some(i) = ready.pop_first() else { break };
+                let change = &plan.changes[i];
+                journal.log(change)?;
+                running.push(async move { (i, self.carry_out(change).await) });
+            }
+            let Some((i, result)) = running.next().await else {
+                break;
+            };
+            match result {
+                Ok(()) => {
+                    done[i] = true;
+                    progress.advance(&plan.changes[i]);
+                    for &d in &dependents[i] {
+                        waiting_on[d] -= 1;
+                        if waiting_on[d] == 0 {
+                            ready.insert(d);
+                        }
+                    }
+                }
+                Err(err) => {
+                    failure.get_or_insert((i, err));
+                }
+            }
+        }
+        Ok((done, failure))
+    }
+
+    async fn carry_out(&self, change: &Change) -> Result<(), KernelError> {
+        self.kernel.execute(change).await?;
+        if !change.takes_along.is_empty() {
+            self.kernel
+                .await_gone(&change.takes_along, TEARDOWN_TIMEOUT)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What `destroy` works from.
+pub enum DestroyTarget<'a> {
+    File(&'a Topology),
+    Name(&'a str),
+}
+
+/// Shown while a plan runs.
+pub trait Progress {
+    fn start(&self, total: usize);
+    fn advance(&self, change: &Change);
+    fn finish(&self);
+}
+
+/// The namespaces and sysctls a topology's plan must read: everything the
+/// file declares, and everything its record says it made or replaced.
+fn scope_of(desired: &Desired, record: Option<&Record>) -> Scope {
+    let mut scope = Scope::default();
+    for id in desired.resources.keys() {
+        let sysctls = scope.namespaces.entry(id.ns.clone()).or_default();
+        if id.kind == Kind::Sysctl {
+            sysctls.insert(id.name.clone());
+        }
+    }
+    if let Some(record) = record {
+        for id in &record.created {
+            scope.namespaces.entry(id.ns.clone()).or_default();
+        }
+        for id in record.replaced.keys() {
+            scope
+                .namespaces
+                .entry(id.ns.clone())
+                .or_default()
+                .insert(id.name.clone());
+        }
+    }
+    scope
+}
+
+fn recorded_namespaces(record: Option<&Record>) -> BTreeSet<String> {
+    record
+        .into_iter()
+        .flat_map(|r| &r.created)
+        .filter(|id| id.kind == Kind::Namespace)
+        .map(|id| id.ns.clone())
+        .collect()
+}
+
+/// How one object compares (`status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    InSync,
+    Drifted,
+    Missing,
+    Extra,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ObjectStatus {
+    pub id: ResourceId,
+    pub state: State,
+    pub desired: Option<Resource>,
+    pub live: Option<Resource>,
+}
+
+/// Every declared object and every extra owned one, with how it compares.
+pub fn object_statuses(snapshot: &Snapshot) -> Vec<ObjectStatus> {
+    let mut planned: BTreeMap<&ResourceId, Vec<Action>> = BTreeMap::new();
+    for change in &snapshot.plan.changes {
+        planned.entry(&change.id).or_default().push(change.action);
+    }
+    let conflicted: BTreeSet<&ResourceId> = snapshot.plan.conflicts.iter().map(|c| &c.id).collect();
+    let live = &snapshot.observed.resources;
+    let mut statuses = Vec::new();
+    for (id, want) in &snapshot.desired.resources {
+        let have = live.get(id).filter(|_| !conflicted.contains(id));
+        let state = match (have, planned.get(id)) {
+            (None, _) => State::Missing,
+            (Some(_), Some(actions))
+                if actions.contains(&Action::Create) && !actions.contains(&Action::Delete) =>
+            {
+                State::Missing
+            }
+            (Some(_), Some(_)) => State::Drifted,
+            (Some(_), None) => State::InSync,
+        };
+        statuses.push(ObjectStatus {
+            id: id.clone(),
+            state,
+            desired: Some(want.clone()),
+            live: have.cloned(),
+        });
+    }
+    for change in &snapshot.plan.changes {
+        if change.action == Action::Delete && !snapshot.desired.resources.contains_key(&change.id) {
+            statuses.push(ObjectStatus {
+                id: change.id.clone(),
+                state: State::Extra,
+                desired: None,
+                live: change.from.clone(),
+            });
+        }
+    }
+    statuses
+}

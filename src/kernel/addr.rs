@@ -1,0 +1,123 @@
+//! Interface addresses, IPv4 and IPv6.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use rtnetlink::{AddressMessageBuilder, Handle};
+
+use super::error::{Context, Result};
+
+/// An address on an interface, e.g. 10.0.0.2/24 on ifindex 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Address {
+    pub index: u32,
+    pub ip: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// An address as observed, with its IFA_F_* flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObservedAddress {
+    pub address: Address,
+    pub flags: AddressFlags,
+}
+
+/// The message naming `address` in a delete request.
+fn message(address: &Address) -> AddressMessage {
+    match address.ip {
+        IpAddr::V4(ip) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(address.index)
+            .address(ip, address.prefix_len)
+            .build(),
+        IpAddr::V6(ip) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(address.index)
+            .address(ip, address.prefix_len)
+            .build(),
+    }
+}
+
+/// Adds an address (EEXIST if present), like `ip addr add`. IPv6 addresses
+/// get IFA_F_NODAD, so they are usable at once instead of "tentative".
+pub async fn add_address(handle: &Handle, address: &Address) -> Result<()> {
+    let mut request = handle
+        .address()
+        .add(address.index, address.ip, address.prefix_len);
+    if address.ip.is_ipv6() {
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    request.execute().await.op(|| {
+        format!(
+            "add address {}/{} to ifindex {}",
+            address.ip, address.prefix_len, address.index
+        )
+    })
+}
+
+/// Deletes an address (EADDRNOTAVAIL if absent), like `ip addr del`.
+pub async fn delete_address(handle: &Handle, address: &Address) -> Result<()> {
+    handle
+        .address()
+        .del(message(address))
+        .execute()
+        .await
+        .op(|| {
+            format!(
+                "delete address {}/{} from ifindex {}",
+                address.ip, address.prefix_len, address.index
+            )
+        })
+}
+
+/// Dumps the addresses of the handle's namespace, both families, without the
+/// ones the kernel makes by itself: IPv6 link-local (fe80::/10) and loopback
+/// (127.0.0.0/8, ::1).
+pub async fn dump_addresses(handle: &Handle) -> Result<Vec<ObservedAddress>> {
+    let messages: Vec<AddressMessage> = handle
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .op(|| "dump addresses".to_string())?;
+    Ok(messages
+        .iter()
+        .filter_map(decode_address)
+        .filter(|a| !is_automatic(a.address.ip))
+        .collect())
+}
+
+fn decode_address(message: &AddressMessage) -> Option<ObservedAddress> {
+    // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's on
+    // point-to-point links, and the only one IPv6 sends.
+    let mut local = None;
+    let mut address = None;
+    // IFA_FLAGS (32 bits) supersedes the 8-bit header field when present.
+    let mut flags = AddressFlags::from_bits_retain(u32::from(message.header.flags.bits()));
+    for attribute in &message.attributes {
+        match attribute {
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            AddressAttribute::Flags(all) => flags = *all,
+            _ => {}
+        }
+    }
+    Some(ObservedAddress {
+        address: Address {
+            index: message.header.index,
+            ip: local.or(address)?,
+            prefix_len: message.header.prefix_len,
+        },
+        flags,
+    })
+}
+
+fn is_automatic(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => ip.is_loopback() || ip.is_unicast_link_local(),
+    }
+}

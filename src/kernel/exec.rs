@@ -1,0 +1,229 @@
+//! One change -> the netlink requests (or namespace and sysctl operations)
+//! that make it. Every change is idempotent: what is already as wanted
+//! (an address present, a route gone) is not an error, so a run that was
+//! killed half way can simply run again.
+
+use std::io;
+
+use super::error::{Context, KernelError, Result};
+use super::link::{LinkChange, LinkConfig, LinkId, VethConfig, VxlanConfig};
+use super::{Kernel, addr, fdb, link, namespace_label, netns, qdisc, route, sysctl};
+use crate::model::{LinkKind, Resource, ResourceId};
+use crate::plan::{Action, Change};
+
+/// A result where some errnos mean "already as wanted".
+fn tolerate(result: Result<()>, already_done: &[i32]) -> Result<()> {
+    match result {
+        Err(err) if err.errno().is_some_and(|e| already_done.contains(&e)) => Ok(()),
+        other => other,
+    }
+}
+
+impl Kernel {
+    pub async fn execute(&self, change: &Change) -> Result<()> {
+        let id = &change.id;
+        match (change.action, &change.to, &change.from) {
+            (Action::Create | Action::Update, Some(to), _) => self.set(id, to).await,
+            (Action::Delete, _, Some(from)) => self.remove(id, from).await,
+            _ => Err(KernelError {
+                op: format!("{:?} {id}", change.action),
+                source: io::Error::other("a change without its value"),
+            }),
+        }
+    }
+
+    /// Makes `id` have the value `to`.
+    async fn set(&self, id: &ResourceId, to: &Resource) -> Result<()> {
+        let ns = id.ns.as_str();
+        let name = id.name.as_str();
+        let by_name = || LinkId::Name(name.to_string());
+        match to {
+            Resource::Namespace => netns::create_netns(ns)
+                .await
+                .op(|| format!("create {}", namespace_label(ns))),
+            Resource::Sysctl { value } => sysctl::write_sysctls(ns, &[(name, value)])
+                .await
+                .op(|| format!("set sysctl {name}={value} in {}", namespace_label(ns))),
+            Resource::Link(kind) => self.create_link(ns, name, kind).await,
+            Resource::Alias { alias } => {
+                self.change(ns, by_name(), LinkChange::Alias(alias.clone()))
+                    .await
+            }
+            Resource::Mac { mac } => self.change(ns, by_name(), LinkChange::Mac(*mac)).await,
+            Resource::Mtu { mtu } => self.change(ns, by_name(), LinkChange::Mtu(*mtu)).await,
+            Resource::Up { up } => self.change(ns, by_name(), LinkChange::Up(*up)).await,
+            Resource::Master { master } => {
+                let master = self.index(ns, master).await?;
+                self.change(ns, by_name(), LinkChange::Master(Some(master)))
+                    .await
+            }
+            Resource::Qdisc {
+                rate_bits_per_second,
+            } => {
+                let index = self.index(ns, name).await?;
+                let handle = self.handle(ns).await?;
+                qdisc::set_tbf(&handle, index, &qdisc::Tbf::for_rate(*rate_bits_per_second)).await
+            }
+            Resource::Address { ifname, address } => {
+                let address = addr::Address {
+                    index: self.index(ns, ifname).await?,
+                    ip: address.addr(),
+                    prefix_len: address.prefix_len(),
+                };
+                let handle = self.handle(ns).await?;
+                tolerate(addr::add_address(&handle, &address).await, &[libc::EEXIST])
+            }
+            Resource::Route(wanted) => {
+                let oif = match &wanted.dev {
+                    Some(dev) => Some(self.index(ns, dev).await?),
+                    None => None,
+                };
+                let kernel_route = route::Route {
+                    dst: wanted.to.network(),
+                    prefix_len: wanted.to.prefix_len(),
+                    via: wanted.via,
+                    oif,
+                    metric: Some(wanted.metric),
+                };
+                let handle = self.handle(ns).await?;
+                // Replace creates when absent: one request for both.
+                route::add_route(&handle, &kernel_route, true).await
+            }
+            Resource::Fdb { ifname, dst } => {
+                let index = self.index(ns, ifname).await?;
+                let handle = self.handle(ns).await?;
+                tolerate(
+                    fdb::fdb_append(&handle, index, fdb::FLOOD_MAC, *dst).await,
+                    &[libc::EEXIST],
+                )
+            }
+        }
+    }
+
+    async fn change(&self, ns: &str, link: LinkId, change: LinkChange) -> Result<()> {
+        let handle = self.handle(ns).await?;
+        link::change_link(&handle, &link, change).await
+    }
+
+    async fn create_link(&self, ns: &str, name: &str, kind: &LinkKind) -> Result<()> {
+        let handle = self.handle(ns).await?;
+        let index = match kind {
+            LinkKind::Bridge => link::create_bridge(&handle, name, &LinkConfig::default()).await?,
+            LinkKind::Veth { peer_ns, peer } => {
+                let veth = VethConfig {
+                    name: name.to_string(),
+                    near: LinkConfig::default(),
+                    peer_name: peer.clone(),
+                    peer_netns: (peer_ns != ns).then(|| peer_ns.clone()),
+                    peer_mtu: None,
+                    peer_mac: None,
+                };
+                link::create_veth(&handle, &veth).await?
+            }
+            LinkKind::Vxlan(vxlan) => {
+                let config = VxlanConfig {
+                    name: name.to_string(),
+                    vni: vxlan.vni,
+                    local: vxlan.local,
+                    underlay: self.index(ns, &vxlan.underlay).await?,
+                    port: vxlan.port,
+                    learning: true,
+                    link: LinkConfig::default(),
+                };
+                link::create_vxlan(&handle, &config).await?
+            }
+            LinkKind::Other { name: other } => {
+                return Err(KernelError {
+                    op: format!("create {other} link {name}"),
+                    source: io::Error::from(io::ErrorKind::Unsupported),
+                });
+            }
+        };
+        self.remember_index(ns, name, index);
+        Ok(())
+    }
+
+    /// Deletes `id`, whose live value is `from`.
+    async fn remove(&self, id: &ResourceId, from: &Resource) -> Result<()> {
+        let ns = id.ns.as_str();
+        let name = id.name.as_str();
+        match from {
+            Resource::Namespace => {
+                // An open socket would keep the namespace alive.
+                self.forget(ns);
+                tolerate(
+                    netns::delete_netns(ns).op(|| format!("delete {}", namespace_label(ns))),
+                    &[libc::ENOENT],
+                )
+            }
+            Resource::Link(kind) => {
+                let handle = self.handle(ns).await?;
+                let result = link::delete_link(&handle, &LinkId::Name(name.to_string())).await;
+                self.forget_index(ns, name);
+                if let LinkKind::Veth { peer_ns, peer } = kind {
+                    self.forget_index(peer_ns, peer);
+                }
+                tolerate(result, &[libc::ENODEV])
+            }
+            Resource::Master { .. } => {
+                self.change(ns, LinkId::Name(name.to_string()), LinkChange::Master(None))
+                    .await
+            }
+            Resource::Alias { .. } => {
+                self.change(
+                    ns,
+                    LinkId::Name(name.to_string()),
+                    LinkChange::Alias(String::new()),
+                )
+                .await
+            }
+            Resource::Qdisc { .. } => {
+                let index = self.index(ns, name).await?;
+                let handle = self.handle(ns).await?;
+                tolerate(
+                    qdisc::delete_root_qdisc(&handle, index).await,
+                    &[libc::ENOENT, libc::EINVAL],
+                )
+            }
+            Resource::Address { ifname, address } => {
+                let address = addr::Address {
+                    index: self.index(ns, ifname).await?,
+                    ip: address.addr(),
+                    prefix_len: address.prefix_len(),
+                };
+                let handle = self.handle(ns).await?;
+                tolerate(
+                    addr::delete_address(&handle, &address).await,
+                    &[libc::EADDRNOTAVAIL],
+                )
+            }
+            Resource::Route(live) => {
+                let handle = self.handle(ns).await?;
+                tolerate(
+                    route::delete_route(
+                        &handle,
+                        live.to.network(),
+                        live.to.prefix_len(),
+                        live.metric,
+                    )
+                    .await,
+                    &[libc::ESRCH],
+                )
+            }
+            Resource::Fdb { ifname, dst } => {
+                let index = self.index(ns, ifname).await?;
+                let handle = self.handle(ns).await?;
+                tolerate(
+                    fdb::fdb_delete(&handle, index, fdb::FLOOD_MAC, *dst).await,
+                    &[libc::ENOENT],
+                )
+            }
+            // Never planned: an undeclared MTU, MAC or state is the kernel's,
+            // a sysctl cannot be deleted.
+            Resource::Mtu { .. }
+            | Resource::Mac { .. }
+            | Resource::Up { .. }
+            | Resource::Sysctl { .. } => Ok(()),
+        }
+    }
+}

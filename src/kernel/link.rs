@@ -1,0 +1,408 @@
+//! Links: bridges, veth pairs, VXLAN devices; their attributes; dumps.
+
+use std::{fmt, net::IpAddr, os::fd::AsRawFd};
+
+use crate::spec::Mac;
+
+use futures::TryStreamExt;
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    link::{
+        AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, InfoVxlan,
+        LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    },
+};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
+
+use super::{
+    error::{Context, Result},
+    netlink::request,
+    netns::open_netns,
+};
+
+fn mac_from_bytes(bytes: &[u8]) -> Option<Mac> {
+    Some(Mac(bytes.try_into().ok()?))
+}
+
+/// Attributes a link can be created with. All but the alias go into the
+/// RTM_NEWLINK create request (IFLA_MASTER included: the link is enslaved at
+/// creation). The kernel silently ignores IFLA_IFALIAS in a create request,
+/// so the alias is set by a second request right after.
+#[derive(Clone, Debug, Default)]
+pub struct LinkConfig {
+    pub mtu: Option<u32>,
+    pub mac: Option<Mac>,
+    /// IFF_UP at creation.
+    pub up: bool,
+    /// Ifindex of the bridge to enslave the link to (IFLA_MASTER).
+    pub master: Option<u32>,
+    /// IFLA_IFALIAS: netloom's ownership mark, up to 255 bytes.
+    pub alias: Option<String>,
+}
+
+impl LinkConfig {
+    fn apply<T>(&self, mut builder: LinkMessageBuilder<T>) -> LinkMessageBuilder<T> {
+        if let Some(mtu) = self.mtu {
+            builder = builder.mtu(mtu);
+        }
+        if let Some(mac) = self.mac {
+            builder = builder.address(mac.0.to_vec());
+        }
+        if self.up {
+            builder = builder.up();
+        }
+        if let Some(master) = self.master {
+            builder = builder.controller(master);
+        }
+        builder
+    }
+}
+
+/// Creates a link: an RTM_NEWLINK create request (EEXIST if the name is
+/// taken) with NLM_F_ECHO, so the kernel sends the new link back and its
+/// ifindex needs no lookup; then the alias, if any. Returns the ifindex.
+async fn create_link(
+    handle: &Handle,
+    message: LinkMessage,
+    alias: Option<&str>,
+) -> std::result::Result<u32, rtnetlink::Error> {
+    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
+    let echoed = request(handle, RouteNetlinkMessage::NewLink(message), flags).await?;
+    let index = echoed
+        .into_iter()
+        .find_map(|msg| match msg {
+            RouteNetlinkMessage::NewLink(link) => Some(link.header.index),
+            _ => None,
+        })
+        .ok_or(rtnetlink::Error::RequestFailed)?;
+    if let Some(alias) = alias {
+        handle
+            .link()
+            .change(LinkUnspec::new_with_index(index).alias(alias).build())
+            .execute()
+            .await?;
+    }
+    Ok(index)
+}
+
+/// Creates a bridge, like `ip link add NAME type bridge [mtu M] [address A]
+/// [up]`. Returns its ifindex.
+pub async fn create_bridge(handle: &Handle, name: &str, config: &LinkConfig) -> Result<u32> {
+    let message = config.apply(LinkBridge::new(name)).build();
+    create_link(handle, message, config.alias.as_deref())
+        .await
+        .op(|| format!("create bridge {name}"))
+}
+
+/// A veth pair. The near end is created in the namespace of the handle the
+/// request goes through; the peer is born directly in `peer_netns`.
+#[derive(Clone, Debug)]
+pub struct VethConfig {
+    pub name: String,
+    pub near: LinkConfig,
+    pub peer_name: String,
+    /// Namespace of the peer: `None` = the near end's; `Some("")` = the
+    /// process's own; `Some(name)` = /run/netns/name.
+    pub peer_netns: Option<String>,
+    pub peer_mtu: Option<u32>,
+    pub peer_mac: Option<Mac>,
+}
+
+/// Creates a veth pair, like `ip link add NAME type veth peer name PEER netns
+/// NS`, with the peer born in its target namespace (IFLA_NET_NS_FD inside
+/// VETH_INFO_PEER). The near end can be enslaved and brought up in the same
+/// request; the peer can't be created up (ENOTCONN): bring it up afterwards
+/// through a handle in the peer's namespace. Returns the near end's ifindex.
+pub async fn create_veth(handle: &Handle, veth: &VethConfig) -> Result<u32> {
+    let describe = || format!("create veth {} with peer {}", veth.name, veth.peer_name);
+    // IFLA_NET_NS_FD is a raw fd number: it must stay open until the kernel
+    // has acknowledged the request. `peer_ns` lives to the end of this function.
+    let peer_ns = veth
+        .peer_netns
+        .as_deref()
+        .map(open_netns)
+        .transpose()
+        .op(describe)?;
+
+    let mut peer = LinkUnspec::new_with_name(&veth.peer_name);
+    if let Some(ns) = &peer_ns {
+        peer = peer.setns_by_fd(ns.as_raw_fd());
+    }
+    if let Some(mtu) = veth.peer_mtu {
+        peer = peer.mtu(mtu);
+    }
+    if let Some(mac) = veth.peer_mac {
+        peer = peer.address(mac.0.to_vec());
+    }
+
+    let message = veth
+        .near
+        .apply(
+            LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+                .name(veth.name.clone()),
+        )
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+        .build();
+    create_link(handle, message, veth.near.alias.as_deref())
+        .await
+        .op(describe)
+}
+
+/// A VXLAN device for head-end replication: no group, remotes come from
+/// all-zero-MAC fdb entries (see `fdb`).
+#[derive(Clone, Debug)]
+pub struct VxlanConfig {
+    pub name: String,
+    pub vni: u32,
+    /// Local tunnel address (the host's underlay address).
+    pub local: IpAddr,
+    /// Ifindex of the underlay interface.
+    pub underlay: u32,
+    /// UDP destination port (4789 is the IANA one; the kernel's default is 8472).
+    pub port: u16,
+    pub learning: bool,
+    pub link: LinkConfig,
+}
+
+/// Creates a VXLAN device, like `ip link add NAME type vxlan id VNI local IP
+/// dev DEV dstport PORT [no]learning`. Returns its ifindex.
+pub async fn create_vxlan(handle: &Handle, vxlan: &VxlanConfig) -> Result<u32> {
+    let mut builder = LinkVxlan::new(&vxlan.name, vxlan.vni)
+        .dev(vxlan.underlay)
+        .port(vxlan.port)
+        .learning(vxlan.learning);
+    builder = match vxlan.local {
+        IpAddr::V4(local) => builder.local(local),
+        IpAddr::V6(local) => builder.local6(local),
+    };
+    let message = vxlan.link.apply(builder).build();
+    create_link(handle, message, vxlan.link.alias.as_deref())
+        .await
+        .op(|| format!("create vxlan {} (vni {})", vxlan.name, vxlan.vni))
+}
+
+/// An existing link, by ifindex or by name (the kernel resolves IFLA_IFNAME
+/// when the header's ifindex is 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkId {
+    Index(u32),
+    Name(String),
+}
+
+impl LinkId {
+    fn builder(&self) -> LinkMessageBuilder<LinkUnspec> {
+        match self {
+            LinkId::Index(index) => LinkUnspec::new_with_index(*index),
+            LinkId::Name(name) => LinkUnspec::new_with_name(name),
+        }
+    }
+}
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkId::Index(index) => write!(f, "ifindex {index}"),
+            LinkId::Name(name) => write!(f, "{name}"),
+        }
+    }
+}
+
+/// One attribute of an existing link, changed in place (the ifindex stays).
+#[derive(Clone, Debug)]
+pub enum LinkChange {
+    Mtu(u32),
+    Mac(Mac),
+    Up(bool),
+    /// `Some(bridge ifindex)`: enslave; `None`: `nomaster`.
+    Master(Option<u32>),
+    /// An empty alias removes it.
+    Alias(String),
+    /// IFLA_INET6_ADDR_GEN_MODE "none": the link gets no IPv6 link-local
+    /// address, so it sends no MLD reports, router solicitations or DAD
+    /// probes. Only effective before the link is first brought up, and
+    /// refused (EAFNOSUPPORT) inside a create request.
+    NoIpv6LinkLocal,
+}
+
+/// Changes one attribute of a link, like `ip link set`: RTM_NEWLINK without
+/// NLM_F_CREATE.
+pub async fn change_link(handle: &Handle, link: &LinkId, change: LinkChange) -> Result<()> {
+    let builder = link.builder();
+    let builder = match &change {
+        LinkChange::Mtu(mtu) => builder.mtu(*mtu),
+        LinkChange::Mac(mac) => builder.address(mac.0.to_vec()),
+        LinkChange::Up(true) => builder.up(),
+        LinkChange::Up(false) => builder.down(),
+        LinkChange::Master(Some(master)) => builder.controller(*master),
+        LinkChange::Master(None) => builder.nocontroller(),
+        LinkChange::Alias(alias) => builder.alias(alias.clone()),
+        LinkChange::NoIpv6LinkLocal => {
+            builder.append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]))
+        }
+    };
+    handle
+        .link()
+        .change(builder.build())
+        .execute()
+        .await
+        .op(|| format!("set {change:?} on {link}"))
+}
+
+/// Deletes a link (for a veth, both ends).
+pub async fn delete_link(handle: &Handle, link: &LinkId) -> Result<()> {
+    handle
+        .link()
+        .del_with_message(link.builder().build())
+        .execute()
+        .await
+        .op(|| format!("delete {link}"))
+}
+
+/// The ifindex of the link called `name`, if there is one.
+pub async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
+    let found = handle
+        .link()
+        .get()
+        .match_name(name)
+        .execute()
+        .try_next()
+        .await;
+    match found {
+        Ok(link) => Ok(link.map(|link| link.header.index)),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(e).op(|| format!("look up link {name}")),
+    }
+}
+
+/// What kind of link, from IFLA_INFO_KIND.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// No IFLA_LINKINFO: loopback, physical devices.
+    Device,
+    Bridge,
+    Veth,
+    Vxlan(VxlanInfo),
+    Other(String),
+}
+
+/// The VXLAN settings read back from IFLA_INFO_DATA.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VxlanInfo {
+    pub vni: Option<u32>,
+    pub local: Option<IpAddr>,
+    pub underlay: Option<u32>,
+    pub port: Option<u16>,
+    pub learning: Option<bool>,
+}
+
+/// The other end of a veth: its ifindex in its own namespace (IFLA_LINK),
+/// and that namespace's id as seen from this one (IFLA_LINK_NETNSID; absent
+/// when both ends are in the same namespace). Every pod's eth0 tends to have
+/// the same ifindex, so the pair is the key, not the ifindex alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VethPeer {
+    pub index: u32,
+    pub netnsid: Option<i32>,
+}
+
+/// A link as observed in the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub kind: LinkKind,
+    pub mtu: u32,
+    pub mac: Option<Mac>,
+    /// IFF_UP (administratively up), not the operational state.
+    pub up: bool,
+    pub master: Option<u32>,
+    pub alias: Option<String>,
+    /// For veths only.
+    pub peer: Option<VethPeer>,
+}
+
+/// Dumps every link of the handle's namespace.
+pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>> {
+    let messages: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .op(|| "dump links".to_string())?;
+    Ok(messages.iter().map(decode_link).collect())
+}
+
+fn decode_link(message: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: message.header.index,
+        name: String::new(),
+        kind: LinkKind::Device,
+        mtu: 0,
+        mac: None,
+        up: message.header.flags.contains(LinkFlags::Up),
+        master: None,
+        alias: None,
+        peer: None,
+    };
+    let mut peer_index = None;
+    let mut peer_netnsid = None;
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => link.name = name.clone(),
+            LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+            LinkAttribute::Address(bytes) => link.mac = mac_from_bytes(bytes),
+            LinkAttribute::Controller(master) => link.master = Some(*master),
+            LinkAttribute::IfAlias(alias) => link.alias = Some(alias.clone()),
+            LinkAttribute::Link(index) => peer_index = Some(*index),
+            LinkAttribute::LinkNetNsId(id) => peer_netnsid = Some(*id),
+            LinkAttribute::LinkInfo(infos) => link.kind = decode_kind(infos),
+            _ => {}
+        }
+    }
+    if link.kind == LinkKind::Veth {
+        link.peer = peer_index.map(|index| VethPeer {
+            index,
+            netnsid: peer_netnsid,
+        });
+    }
+    link
+}
+
+fn decode_kind(infos: &[LinkInfo]) -> LinkKind {
+    let kind = infos.iter().find_map(|info| match info {
+        LinkInfo::Kind(kind) => Some(kind),
+        _ => None,
+    });
+    let data = infos.iter().find_map(|info| match info {
+        LinkInfo::Data(data) => Some(data),
+        _ => None,
+    });
+    match (kind, data) {
+        (None, _) => LinkKind::Device,
+        (Some(InfoKind::Bridge), _) => LinkKind::Bridge,
+        (Some(InfoKind::Veth), _) => LinkKind::Veth,
+        (Some(InfoKind::Vxlan), Some(InfoData::Vxlan(data))) => LinkKind::Vxlan(decode_vxlan(data)),
+        (Some(InfoKind::Vxlan), _) => LinkKind::Vxlan(VxlanInfo::default()),
+        (Some(other), _) => LinkKind::Other(other.to_string()),
+    }
+}
+
+fn decode_vxlan(data: &[InfoVxlan]) -> VxlanInfo {
+    let mut vxlan = VxlanInfo::default();
+    for item in data {
+        match item {
+            InfoVxlan::Id(vni) => vxlan.vni = Some(*vni),
+            InfoVxlan::Local(ip) => vxlan.local = Some(IpAddr::V4(*ip)),
+            InfoVxlan::Local6(ip) => vxlan.local = Some(IpAddr::V6(*ip)),
+            InfoVxlan::Link(index) => vxlan.underlay = Some(*index),
+            InfoVxlan::Port(port) => vxlan.port = Some(*port),
+            InfoVxlan::Learning(on) => vxlan.learning = Some(*on),
+            _ => {}
+        }
+    }
+    vxlan
+}

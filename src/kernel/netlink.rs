@@ -1,0 +1,75 @@
+//! One rtnetlink handle per network namespace.
+//!
+//! A netlink socket belongs for its whole life to the namespace its thread
+//! was in when it was opened. So: on a dedicated thread, enter the namespace,
+//! open the connection (with the tokio runtime entered, so the socket
+//! registers with its reactor), return; then run the connection task on
+//! tokio like any other.
+
+use std::io;
+
+use futures::StreamExt;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::Handle;
+
+use super::netns::{NetnsGuard, on_dedicated_thread};
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and returns it: every
+/// namespace handle holds a netlink socket, and thousands of pods need
+/// thousands of descriptors.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok(hard)
+}
+
+/// Opens an rtnetlink connection inside namespace `ns` (`""`: the namespace
+/// the process runs in) and spawns its connection task on the current tokio
+/// runtime. Every request made through the returned handle acts in `ns`.
+/// Dropping every clone of the handle closes the socket, which releases the
+/// namespace.
+///
+/// The socket has `NETLINK_GET_STRICT_CHK` on: the kernel rejects unknown
+/// attributes in requests and filters dumps by the header fields it is given
+/// (route table, fdb port), like iproute2 does.
+pub async fn connect(ns: &str) -> io::Result<Handle> {
+    let runtime = tokio::runtime::Handle::current();
+    let ns = ns.to_owned();
+    let (connection, handle) = on_dedicated_thread(move || {
+        let _runtime = runtime.enter();
+        let _netns = NetnsGuard::enter(&ns)?;
+        let (connection, handle, _unsolicited) = rtnetlink::new_connection_with_strict_check()?;
+        Ok((connection, handle))
+    })
+    .await?;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
+/// Sends one request with the given netlink flags and collects what the
+/// kernel answers: nothing for an acknowledged write, the entries of a dump,
+/// the echoed object for a write sent with `NLM_F_ECHO`. A kernel refusal is
+/// returned as `rtnetlink::Error::NetlinkError`.
+///
+/// For requests rtnetlink has no builder for (fdb append, tbf, nsid) or
+/// whose answer its builders drop.
+pub async fn request(
+    handle: &Handle,
+    message: RouteNetlinkMessage,
+    flags: u16,
+) -> Result<Vec<RouteNetlinkMessage>, rtnetlink::Error> {
+    let mut request = NetlinkMessage::from(message);
+    request.header.flags = flags;
+    let mut responses = handle.clone().request(request)?;
+    let mut answer = Vec::new();
+    while let Some(response) = responses.next().await {
+        match response.payload {
+            NetlinkPayload::InnerMessage(inner) => answer.push(inner),
+            NetlinkPayload::Error(err) => return Err(rtnetlink::Error::NetlinkError(err)),
+            _ => {}
+        }
+    }
+    Ok(answer)
+}

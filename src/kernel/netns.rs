@@ -1,0 +1,241 @@
+//! Named network namespaces under /run/netns, as `ip netns` keeps them, and
+//! the dedicated threads that enter them.
+//!
+//! `setns`/`unshare(CLONE_NEWNET)` change the namespace of the calling
+//! *thread* only. They therefore run on a fresh OS thread (never a tokio
+//! worker), inside a [`NetnsGuard`] that returns the thread to its original
+//! namespace, and the thread ends right after.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use nix::{
+    errno::Errno,
+    mount::{MntFlags, MsFlags, mount, umount2},
+    sched::{CloneFlags, setns, unshare},
+};
+
+/// Where named namespaces live (the directory `ip netns` uses).
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// The network namespace of the calling thread. Always `thread-self`: after
+/// a `setns` on this thread, `/proc/self` would still name the main thread's.
+const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
+
+/// The network namespace the process runs in: that of its main thread,
+/// which never changes namespace.
+const PROCESS_NETNS: &str = "/proc/self/ns/net";
+
+/// Path of the file that pins namespace `name`.
+pub fn netns_path(name: &str) -> PathBuf {
+    Path::new(NETNS_RUN_DIR).join(name)
+}
+
+/// Opens a namespace by name; `""` is the namespace the process runs in.
+pub fn open_netns(name: &str) -> io::Result<File> {
+    if name.is_empty() {
+        File::open(PROCESS_NETNS)
+    } else {
+        File::open(netns_path(name))
+    }
+}
+
+/// Names of the namespaces in /run/netns, sorted.
+pub fn list_netns() -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(NETNS_RUN_DIR)? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Runs `f` on a new dedicated OS thread and awaits its result without
+/// blocking the async runtime. The thread may change namespace; it ends
+/// when `f` returns.
+pub async fn on_dedicated_thread<T, F>(f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || {
+            // The receiver only goes away if the caller was cancelled.
+            let _ = tx.send(f());
+        })?;
+    rx.await
+        .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")))
+}
+
+/// While alive, the calling thread is in another network namespace; on drop
+/// it goes back to the one it was in before.
+pub struct NetnsGuard {
+    original: File,
+}
+
+impl NetnsGuard {
+    /// Moves the calling thread into the namespace `name` (`""`: stay).
+    pub fn enter(name: &str) -> io::Result<Self> {
+        let original = File::open(THREAD_NETNS)?;
+        if !name.is_empty() {
+            setns(open_netns(name)?, CloneFlags::CLONE_NEWNET)?;
+        }
+        Ok(Self { original })
+    }
+
+    /// Moves the calling thread into a brand new, empty namespace.
+    fn unshare() -> io::Result<Self> {
+        let original = File::open(THREAD_NETNS)?;
+        unshare(CloneFlags::CLONE_NEWNET)?;
+        Ok(Self { original })
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        // Cannot fail for a namespace we were in a moment ago; were it to,
+        // the thread is a dedicated one that ends right after, so nothing
+        // else would ever run in the wrong namespace.
+        if let Err(e) = setns(&self.original, CloneFlags::CLONE_NEWNET) {
+            eprintln!("netns: cannot return thread to its namespace: {e}");
+        }
+    }
+}
+
+/// Makes `dir` a mount point with shared propagation, as iproute2 does for
+/// /run/netns, so that a namespace unmounted here is unmounted in every mount
+/// namespace that sees it: `mount --make-shared dir`, and on EINVAL (`dir` is
+/// not a mount point) bind-mount `dir` on itself first.
+pub fn ensure_shared_mount(dir: &Path) -> io::Result<()> {
+    let make_shared = || {
+        mount(
+            None::<&str>,
+            dir,
+            Some("none"),
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    match make_shared() {
+        Err(Errno::EINVAL) => {
+            mount(
+                Some(dir),
+                dir,
+                Some("none"),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )?;
+            Ok(make_shared()?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Prepares /run/netns once per process (concurrent creators would otherwise
+/// race to stack bind mounts on it).
+fn prepare_run_dir() -> io::Result<()> {
+    static PREPARED: Mutex<bool> = Mutex::new(false);
+    let mut prepared = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
+    if !*prepared {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(NETNS_RUN_DIR)?;
+        ensure_shared_mount(Path::new(NETNS_RUN_DIR))?;
+        *prepared = true;
+    }
+    Ok(())
+}
+
+/// Rejects names that are empty or could leave /run/netns.
+fn check_name(name: &str) -> io::Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid namespace name {name:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the named namespace `name`, like `ip netns add NAME` but without
+/// forking: on a dedicated thread, create the empty file /run/netns/NAME,
+/// `unshare(CLONE_NEWNET)`, bind-mount the thread's new namespace onto the
+/// file, and return the thread to its namespace. EEXIST if the name is taken.
+pub async fn create_netns(name: &str) -> io::Result<()> {
+    check_name(name)?;
+    let path = netns_path(name);
+    on_dedicated_thread(move || {
+        prepare_run_dir()?;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0)
+            .open(&path)?;
+        let pinned = NetnsGuard::unshare().and_then(|_guard| {
+            Ok(mount(
+                Some(THREAD_NETNS),
+                &path,
+                Some("none"),
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )?)
+        });
+        if pinned.is_err() {
+            let _ = fs::remove_file(&path);
+        }
+        pinned
+    })
+    .await
+}
+
+/// Deletes the named namespace, like `ip netns delete NAME`: lazy unmount,
+/// then unlink. The kernel frees the namespace (and destroys its interfaces,
+/// veth peers included) once nothing else holds it: close every netlink
+/// socket opened in it first. ENOENT if there is no such namespace.
+pub fn delete_netns(name: &str) -> io::Result<()> {
+    check_name(name)?;
+    let path = netns_path(name);
+    match umount2(&path, MntFlags::MNT_DETACH) {
+        // EINVAL: not a mount point (a half-created namespace); unlink anyway.
+        Ok(()) | Err(Errno::EINVAL) => {}
+        Err(e) => return Err(e.into()),
+    }
+    fs::remove_file(&path)
+}
+
+/// Runs a command inside namespace `name` and waits for it, like
+/// `ip netns exec` (without its private /sys: only the network namespace
+/// changes).
+pub fn run_in(name: &str, command: &[String]) -> io::Result<std::process::ExitStatus> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command"))?;
+    let target = open_netns(name)?;
+    let fd = target.as_raw_fd();
+    let mut child = std::process::Command::new(program);
+    child.args(args);
+    // SAFETY: between fork and exec only the async-signal-safe setns(2)
+    // runs; `target` outlives the spawn, so the fd is valid in the child.
+    unsafe {
+        child.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    let status = child.status();
+    drop(target);
+    status
+}

@@ -1,0 +1,64 @@
+//! Namespace ids: how one namespace names another in IFLA_LINK_NETNSID.
+//!
+//! An nsid is local to the namespace that assigned it (the kernel assigns
+//! one on demand, e.g. when a veth's peer lands in another namespace). To
+//! learn which namespace a veth peer's IFLA_LINK_NETNSID means, ask the
+//! namespace that reported it (through its handle) for the nsid of each
+//! candidate namespace: RTM_GETNSID with NETNSA_FD = an fd of the candidate.
+
+use std::{collections::HashMap, os::fd::AsRawFd};
+
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    nsid::{NsidAttribute, NsidMessage},
+};
+use rtnetlink::Handle;
+
+use super::{
+    error::{Context, Result},
+    netlink::request,
+    netns::open_netns,
+};
+
+/// The id under which the handle's namespace knows namespace `ns` (`""`: the
+/// process's own), or `None` if it has not assigned it one.
+pub async fn nsid_of(handle: &Handle, ns: &str) -> Result<Option<i32>> {
+    let describe = || format!("get nsid of netns {ns:?}");
+    // NETNSA_FD is a raw fd: keep the file open until the answer is in.
+    let file = open_netns(ns).op(describe)?;
+    let mut message = NsidMessage::default();
+    message
+        .attributes
+        .push(NsidAttribute::Fd(file.as_raw_fd() as u32));
+    let answer = request(
+        handle,
+        RouteNetlinkMessage::GetNsId(message),
+        NLM_F_REQUEST | NLM_F_ACK,
+    )
+    .await
+    .op(describe)?;
+    let id = answer.iter().find_map(|msg| match msg {
+        RouteNetlinkMessage::NewNsId(msg) => msg.attributes.iter().find_map(|attr| match attr {
+            NsidAttribute::Id(id) => Some(*id),
+            _ => None,
+        }),
+        _ => None,
+    });
+    // NETNSA_NSID_NOT_ASSIGNED is -1.
+    Ok(id.filter(|id| *id >= 0))
+}
+
+/// Maps the nsids the handle's namespace has assigned to the names of the
+/// `candidates` they stand for (one RTM_GETNSID per candidate). Pass the
+/// namespaces in scope (e.g. the host namespace `""` for a pod's view, every
+/// pod for the host's view); an nsid left unmapped is a foreign namespace.
+pub async fn nsid_map(handle: &Handle, candidates: &[String]) -> Result<HashMap<i32, String>> {
+    let mut map = HashMap::new();
+    for ns in candidates {
+        if let Some(id) = nsid_of(handle, ns).await? {
+            map.insert(id, ns.clone());
+        }
+    }
+    Ok(map)
+}

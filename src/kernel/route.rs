@@ -1,0 +1,180 @@
+//! Routes in the main table, IPv4 and IPv6, marked with netloom's protocol.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures::TryStreamExt;
+use netlink_packet_route::{
+    AddressFamily,
+    route::{
+        RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+        RouteType,
+    },
+};
+use rtnetlink::Handle;
+
+use super::error::{Context, Result};
+use crate::model::ROUTE_PROTOCOL;
+
+/// The kernel's metric for a route added without one.
+pub fn default_metric(dst: IpAddr) -> u32 {
+    if dst.is_ipv4() { 0 } else { 1024 }
+}
+
+/// A route netloom adds. Its identity is (family, destination, metric);
+/// `via` and `oif` can be replaced in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Destination network; `0.0.0.0`/`::` with prefix 0 for a default route.
+    pub dst: IpAddr,
+    pub prefix_len: u8,
+    pub via: Option<IpAddr>,
+    /// Outgoing interface; required when there is no `via`.
+    pub oif: Option<u32>,
+    /// `None`: the kernel's default (see [`default_metric`]).
+    pub metric: Option<u32>,
+}
+
+/// A main-table route as observed. `metric` is the effective one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObservedRoute {
+    pub dst: IpAddr,
+    pub prefix_len: u8,
+    pub via: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub metric: u32,
+    pub protocol: u8,
+    pub table: u32,
+}
+
+fn family(ip: IpAddr) -> AddressFamily {
+    if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+/// A message addressing (family, dst, metric) in the main table, protocol
+/// netloom.
+fn keyed_message(dst: IpAddr, prefix_len: u8, metric: Option<u32>) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    message.header.address_family = family(dst);
+    message.header.destination_prefix_length = prefix_len;
+    message.header.table = RouteHeader::RT_TABLE_MAIN;
+    message.header.protocol = RouteProtocol::from(ROUTE_PROTOCOL);
+    // Like `ip route`, leave RTA_DST out of default routes.
+    if prefix_len > 0 {
+        message
+            .attributes
+            .push(RouteAttribute::Destination(dst.into()));
+    }
+    if let Some(metric) = metric {
+        message.attributes.push(RouteAttribute::Priority(metric));
+    }
+    message
+}
+
+/// Adds a route (EEXIST if one with the same destination and metric exists),
+/// or with `replace` replaces it in place (NLM_F_REPLACE: a new via/dev for
+/// the same destination and metric; created if absent).
+pub async fn add_route(handle: &Handle, route: &Route, replace: bool) -> Result<()> {
+    let mut message = keyed_message(route.dst, route.prefix_len, route.metric);
+    message.header.kind = RouteType::Unicast;
+    // A route without gateway is on-link (`scope link`, as `ip route` sets).
+    message.header.scope = if route.via.is_some() {
+        RouteScope::Universe
+    } else {
+        RouteScope::Link
+    };
+    if let Some(via) = route.via {
+        message.attributes.push(RouteAttribute::Gateway(via.into()));
+    }
+    if let Some(oif) = route.oif {
+        message.attributes.push(RouteAttribute::Oif(oif));
+    }
+    let mut request = handle.route().add(message);
+    if replace {
+        request = request.replace();
+    }
+    request.execute().await.op(|| {
+        format!(
+            "{} route {route:?}",
+            if replace { "replace" } else { "add" }
+        )
+    })
+}
+
+/// Deletes the route to `dst/prefix_len` with `metric` from the main table
+/// (ESRCH if absent).
+pub async fn delete_route(handle: &Handle, dst: IpAddr, prefix_len: u8, metric: u32) -> Result<()> {
+    let mut message = keyed_message(dst, prefix_len, Some(metric));
+    // The plan deletes only routes this topology owns (any protocol inside
+    // its own namespaces): match every protocol.
+    message.header.protocol = RouteProtocol::Unspec;
+    // Scope "nowhere" matches routes of any scope (IPv4).
+    message.header.scope = RouteScope::NoWhere;
+    handle
+        .route()
+        .del(message)
+        .execute()
+        .await
+        .op(|| format!("delete route {dst}/{prefix_len} metric {metric}"))
+}
+
+/// Dumps the main table, IPv4 then IPv6 (one dump at a time per socket).
+/// The table filter is applied by the kernel (strict checking is on).
+pub async fn dump_routes(handle: &Handle) -> Result<Vec<ObservedRoute>> {
+    let mut routes = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let mut filter = RouteMessage::default();
+        filter.header.address_family = family;
+        filter.header.table = RouteHeader::RT_TABLE_MAIN;
+        let messages: Vec<RouteMessage> = handle
+            .route()
+            .get(filter)
+            .execute()
+            .try_collect()
+            .await
+            .op(|| format!("dump {family:?} routes"))?;
+        routes.extend(messages.iter().filter_map(decode_route));
+    }
+    Ok(routes)
+}
+
+fn ip(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    }
+}
+
+fn decode_route(message: &RouteMessage) -> Option<ObservedRoute> {
+    let unspecified = match message.header.address_family {
+        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    let mut route = ObservedRoute {
+        dst: unspecified,
+        prefix_len: message.header.destination_prefix_length,
+        via: None,
+        oif: None,
+        // IPv4 routes of metric 0 carry no RTA_PRIORITY.
+        metric: 0,
+        protocol: u8::from(message.header.protocol),
+        table: u32::from(message.header.table),
+    };
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Destination(dst) => route.dst = ip(dst)?,
+            RouteAttribute::Gateway(via) => route.via = ip(via),
+            RouteAttribute::Oif(oif) => route.oif = Some(*oif),
+            RouteAttribute::Priority(metric) => route.metric = *metric,
+            // RTA_TABLE holds the full 32-bit id (the header's is 8 bits).
+            RouteAttribute::Table(table) => route.table = *table,
+            _ => {}
+        }
+    }
+    Some(route)
+}

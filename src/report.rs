@@ -1,0 +1,258 @@
+//! How plans, runs and statuses are shown: for people (results on stdout,
+//! problems on stderr) and for machines (one JSON document, version 1).
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use crate::apply::{Execution, ObjectStatus, State};
+use crate::plan::{Action, Change, Conflict, Plan};
+
+fn sign(action: Action) -> char {
+    match action {
+        Action::Create => '+',
+        Action::Update => '~',
+        Action::Delete => '-',
+    }
+}
+
+/// One line per change: `+ link -/test0: bridge`, `~ mtu web/eth0: 1500 -> 9000`.
+pub fn change_line(change: &Change) -> String {
+    let value = match (&change.from, &change.to) {
+        (Some(from), Some(to)) => format!(": {} -> {}", from.describe(), to.describe()),
+        (None, Some(to)) => format!(": {}", to.describe()),
+        (Some(from), None) => format!(": {}", from.describe()),
+        (None, None) => String::new(),
+    };
+    format!("{} {}{value}", sign(change.action), change.id)
+}
+
+/// "3 to create, 1 to update, 0 to delete".
+pub fn summary_line(plan: &Plan) -> String {
+    let (create, update, delete) = plan.summary();
+    format!("{create} to create, {update} to update, {delete} to delete")
+}
+
+/// A plan for people.
+pub fn plan_text(topology: &str, plan: &Plan) -> String {
+    if plan.is_empty() && plan.conflicts.is_empty() {
+        return format!("{topology}: nothing to do, the kernel matches the file\n");
+    }
+    let mut out = format!("{topology}: {}\n", summary_line(plan));
+    for change in &plan.changes {
+        let _ = writeln!(out, "  {}", change_line(change));
+    }
+    out
+}
+
+/// Conflicts for people (stderr).
+pub fn conflicts_text(conflicts: &[Conflict]) -> String {
+    let mut out = String::new();
+    for conflict in conflicts {
+        let _ = writeln!(
+            out,
+            "error: conflict: {}\n  help: {}",
+            conflict.message(),
+            conflict.help()
+        );
+    }
+    if !conflicts.is_empty() {
+        let _ = writeln!(out, "nothing was changed");
+    }
+    out
+}
+
+/// The outcome of `apply` or `destroy` for people: the summary on
+/// stdout, and on failure what was and was not done on stderr.
+pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, String) {
+    let plan = &run.plan;
+    if !plan.conflicts.is_empty() {
+        return (String::new(), conflicts_text(&plan.conflicts));
+    }
+    if plan.is_empty() {
+        return (
+            format!("{topology}: nothing to do, the kernel matches the file\n"),
+            String::new(),
+        );
+    }
+    let done = run.done.iter().filter(|d| **d).count();
+    if let Some((failed, error)) = &run.failure {
+        let mut err = format!(
+            "error: {} failed: {error}\n{done} of {} changes were made before it stopped:\n",
+            change_line(&plan.changes[*failed]),
+            plan.changes.len()
+        );
+        for (change, _) in plan.changes.iter().zip(&run.done).filter(|(_, d)| **d) {
+            let _ = writeln!(err, "  done     {}", change_line(change));
+        }
+        for (i, change) in plan
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !run.done[*i])
+        {
+            let what = if i == *failed { "FAILED  " } else { "not done" };
+            let _ = writeln!(err, "  {what} {}", change_line(change));
+        }
+        let _ = writeln!(
+            err,
+            "run `netloom {verb}` again to finish: the plan is recomputed from the kernel"
+        );
+        return (String::new(), err);
+    }
+    let (create, update, delete) = plan.summary();
+    let mut out = format!(
+        "{topology}: {done} changes ({create} created, {update} updated, {delete} deleted)"
+    );
+    if run.unverified.is_empty() {
+        out.push_str(", verified\n");
+        return (out, String::new());
+    }
+    out.push('\n');
+    let mut err = String::from("error: read back, the kernel still differs from the file:\n");
+    for change in &run.unverified {
+        let _ = writeln!(err, "  {}", change_line(change));
+    }
+    (out, err)
+}
+
+fn change_json(change: &Change, done: Option<bool>) -> Value {
+    let mut value = json!({
+        "action": change.action,
+        "kind": change.id.kind,
+        "namespace": change.id.ns,
+        "name": change.id.name,
+    });
+    if let Some(from) = &change.from {
+        value["from"] = json!(from.describe());
+    }
+    if let Some(to) = &change.to {
+        value["to"] = json!(to.describe());
+    }
+    if let Some(done) = done {
+        value["done"] = json!(done);
+    }
+    value
+}
+
+fn conflict_json(conflict: &Conflict) -> Value {
+    json!({
+        "kind": conflict.id.kind,
+        "namespace": conflict.id.ns,
+        "name": conflict.id.name,
+        "owner": conflict.owner,
+        "live": conflict.live.describe(),
+        "message": conflict.message(),
+        "help": conflict.help(),
+    })
+}
+
+fn summary_json(plan: &Plan) -> Value {
+    let (create, update, delete) = plan.summary();
+    json!({ "create": create, "update": update, "delete": delete })
+}
+
+pub fn plan_json(topology: &str, plan: &Plan) -> Value {
+    json!({
+        "version": 1,
+        "topology": topology,
+        "changes": plan.changes.iter().map(|c| change_json(c, None)).collect::<Vec<_>>(),
+        "conflicts": plan.conflicts.iter().map(conflict_json).collect::<Vec<_>>(),
+        "summary": summary_json(plan),
+    })
+}
+
+pub fn execution_json(topology: &str, run: &Execution) -> Value {
+    let plan = &run.plan;
+    let mut doc = json!({
+        "version": 1,
+        "topology": topology,
+        "changes": plan.changes.iter().zip(&run.done).map(|(c, d)| change_json(c, Some(*d))).collect::<Vec<_>>(),
+        "conflicts": plan.conflicts.iter().map(conflict_json).collect::<Vec<_>>(),
+        "summary": summary_json(plan),
+        "verified": run.succeeded(),
+    });
+    if let Some((failed, error)) = &run.failure {
+        doc["error"] = json!(format!(
+            "{} failed: {error}",
+            change_line(&plan.changes[*failed])
+        ));
+    } else if !run.unverified.is_empty() {
+        doc["error"] = json!("read back, the kernel still differs from the file");
+        doc["unverified"] = run
+            .unverified
+            .iter()
+            .map(|c| change_json(c, None))
+            .collect();
+    } else if !plan.conflicts.is_empty() {
+        doc["error"] = json!("conflicts: nothing was changed");
+    }
+    doc
+}
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::InSync => "in sync",
+        State::Drifted => "drifted",
+        State::Missing => "missing",
+        State::Extra => "extra",
+    }
+}
+
+pub fn status_text(topology: &str, statuses: &[ObjectStatus], conflicts: &[Conflict]) -> String {
+    let count = |state| statuses.iter().filter(|s| s.state == state).count();
+    let mut out = format!(
+        "{topology}: {} in sync, {} drifted, {} missing, {} extra\n",
+        count(State::InSync),
+        count(State::Drifted),
+        count(State::Missing),
+        count(State::Extra)
+    );
+    for status in statuses {
+        let detail = match (status.state, &status.desired, &status.live) {
+            (State::Drifted, Some(want), Some(have)) => {
+                format!(": file {}, kernel {}", want.describe(), have.describe())
+            }
+            (_, Some(want), _) => format!(": {}", want.describe()),
+            (_, None, Some(have)) => format!(": {}", have.describe()),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<8} {}{detail}",
+            state_name(status.state),
+            status.id
+        );
+    }
+    for conflict in conflicts {
+        let _ = writeln!(out, "  conflict {}", conflict.message());
+    }
+    out
+}
+
+pub fn status_json(topology: &str, statuses: &[ObjectStatus], conflicts: &[Conflict]) -> Value {
+    let objects: Vec<Value> = statuses
+        .iter()
+        .map(|s| {
+            let mut value = json!({
+                "kind": s.id.kind,
+                "namespace": s.id.ns,
+                "name": s.id.name,
+                "state": s.state,
+            });
+            if let Some(want) = &s.desired {
+                value["desired"] = json!(want.describe());
+            }
+            if let Some(have) = &s.live {
+                value["live"] = json!(have.describe());
+            }
+            value
+        })
+        .collect();
+    json!({
+        "version": 1,
+        "topology": topology,
+        "objects": objects,
+        "conflicts": conflicts.iter().map(conflict_json).collect::<Vec<_>>(),
+    })
+}
