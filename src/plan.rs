@@ -71,13 +71,21 @@ impl Conflict {
             Owner::Other(topology) => format!("topology `{topology}`"),
             _ => "nobody (it is not netloom's)".to_string(),
         };
-        format!("{} already exists ({}), owned by {whose}", self.id, self.live.describe())
+        format!(
+            "{} already exists ({}), owned by {whose}",
+            self.id,
+            self.live.describe()
+        )
     }
 
     pub fn help(&self) -> &'static str {
         match self.owner {
-            Owner::Other(_) => "rename the object in one of the two topologies; netloom never touches another topology's objects",
-            _ => "rename the object in the file, remove the existing one, or take it over with --adopt",
+            Owner::Other(_) => {
+                "rename the object in one of the two topologies; netloom never touches another topology's objects"
+            }
+            _ => {
+                "rename the object in the file, remove the existing one, or take it over with --adopt"
+            }
         }
     }
 }
@@ -100,7 +108,11 @@ impl Plan {
     /// (create, update, delete) counts.
     pub fn summary(&self) -> (usize, usize, usize) {
         let count = |action| self.changes.iter().filter(|c| c.action == action).count();
-        (count(Action::Create), count(Action::Update), count(Action::Delete))
+        (
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::Delete),
+        )
     }
 }
 
@@ -149,7 +161,13 @@ pub fn owners(observed: &Observed, ctx: &Context) -> BTreeMap<ResourceId, Owner>
         if let Resource::Link(kind) = resource {
             let owner = in_owned_namespace(&id.ns)
                 .filter(|o| *o != Owner::Unowned)
-                .or_else(|| owner_of_mark(resources.get(&ResourceId::new(&id.ns, Kind::Alias, id.name.clone()))))
+                .or_else(|| {
+                    owner_of_mark(resources.get(&ResourceId::new(
+                        &id.ns,
+                        Kind::Alias,
+                        id.name.clone(),
+                    )))
+                })
                 .or_else(|| recorded(id))
                 .unwrap_or(Owner::Unowned);
             link_owner.insert((&id.ns, &id.name), owner.clone());
@@ -277,7 +295,9 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
     let vanishing_interfaces: BTreeSet<(&str, &str)> = live
         .iter()
         .filter(|(id, _)| {
-            id.kind == Kind::Link && is_ours(id) && (!desired.contains_key(*id) || recreated.contains(id))
+            id.kind == Kind::Link
+                && is_ours(id)
+                && (!desired.contains_key(*id) || recreated.contains(id))
         })
         .flat_map(|(id, r)| link_ends(id, r))
         .collect();
@@ -293,18 +313,25 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         }
         let vanishes = match have {
             _ if id.kind != Kind::Namespace && deleted_namespaces.contains(id.ns.as_str()) => true,
-            Resource::Link(LinkKind::Veth { peer_ns, .. }) => deleted_namespaces.contains(peer_ns.as_str()),
-            _ => id.kind != Kind::Link
-                && id
-                    .ifname()
-                    .is_some_and(|ifname| vanishing_interfaces.contains(&(id.ns.as_str(), ifname))),
+            Resource::Link(LinkKind::Veth { peer_ns, .. }) => {
+                deleted_namespaces.contains(peer_ns.as_str())
+            }
+            _ => {
+                id.kind != Kind::Link
+                    && id.ifname().is_some_and(|ifname| {
+                        vanishing_interfaces.contains(&(id.ns.as_str(), ifname))
+                    })
+            }
         };
         if vanishes {
             continue;
         }
         let mut delete = change(Action::Delete, id, Some(have), None);
         if id.kind == Kind::Namespace {
-            delete.takes_along = veths_leaving_with(live, &id.ns);
+            delete.takes_along = veths_leaving_with(live, &id.ns)
+                .into_iter()
+                .filter(|end| !deleted_namespaces.contains(end.ns.as_str()))
+                .collect();
         }
         changes.push(delete);
     }
@@ -337,7 +364,9 @@ fn recreate_dependents<'a>(
             let Some((dependent, want)) = desired.get_key_value(dependent) else {
                 continue;
             };
-            if matches!(dependent.kind, Kind::Namespace | Kind::Link | Kind::Sysctl) || !seen.insert(dependent) {
+            if matches!(dependent.kind, Kind::Namespace | Kind::Link | Kind::Sysctl)
+                || !seen.insert(dependent)
+            {
                 continue;
             }
             stack.push(dependent);
@@ -350,7 +379,12 @@ fn recreate_dependents<'a>(
     replaced_set
 }
 
-fn change(action: Action, id: &ResourceId, from: Option<&Resource>, to: Option<&Resource>) -> Change {
+fn change(
+    action: Action,
+    id: &ResourceId,
+    from: Option<&Resource>,
+    to: Option<&Resource>,
+) -> Change {
     Change {
         action,
         id: id.clone(),
@@ -408,7 +442,11 @@ fn veths_leaving_with(live: &Resources, ns: &str) -> Vec<ResourceId> {
 /// a delete of an address or route only after the creates of its
 /// namespace (add before delete), and a delete that frees a name before
 /// the create that needs it.
-fn order(changes: Vec<Change>, desired: &Resources, live: &Resources) -> (Vec<Change>, Vec<Vec<usize>>) {
+fn order(
+    changes: Vec<Change>,
+    desired: &Resources,
+    live: &Resources,
+) -> (Vec<Change>, Vec<Vec<usize>>) {
     let desired_graph = Graph::new(desired);
     let live_graph = Graph::new(live);
     let index: HashMap<(Action, &ResourceId), usize> = changes
@@ -469,10 +507,16 @@ fn order(changes: Vec<Change>, desired: &Resources, live: &Resources) -> (Vec<Ch
                 }
                 let frees_a_name = c.id.kind == Kind::Link
                     && c.from.as_ref().is_some_and(|from| {
-                        link_ends(&c.id, from).iter().any(|end| needed_names.contains(end))
+                        link_ends(&c.id, from)
+                            .iter()
+                            .any(|end| needed_names.contains(end))
                     });
                 if !frees_a_name {
-                    for &j in creates_by_namespace.get(c.id.ns.as_str()).into_iter().flatten() {
+                    for &j in creates_by_namespace
+                        .get(c.id.ns.as_str())
+                        .into_iter()
+                        .flatten()
+                    {
                         prerequisites[i].insert(j);
                     }
                 }
@@ -487,8 +531,18 @@ fn order(changes: Vec<Change>, desired: &Resources, live: &Resources) -> (Vec<Ch
             dependents[j].push(i);
         }
     }
-    let key = |i: usize| (changes[i].action == Action::Delete, &changes[i].id, changes[i].action, i);
-    let mut ready: BTreeSet<_> = (0..changes.len()).filter(|&i| remaining[i] == 0).map(key).collect();
+    let key = |i: usize| {
+        (
+            changes[i].action == Action::Delete,
+            &changes[i].id,
+            changes[i].action,
+            i,
+        )
+    };
+    let mut ready: BTreeSet<_> = (0..changes.len())
+        .filter(|&i| remaining[i] == 0)
+        .map(key)
+        .collect();
     let mut sequence = Vec::with_capacity(changes.len());
     while let Some(first) = ready.pop_first() {
         let i = first.3;
@@ -507,7 +561,8 @@ fn order(changes: Vec<Change>, desired: &Resources, live: &Resources) -> (Vec<Ch
             sequence.push(i);
         }
     }
-    let position: HashMap<usize, usize> = sequence.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let position: HashMap<usize, usize> =
+        sequence.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let ordered_prerequisites = sequence
         .iter()
         .map(|&i| {
@@ -521,7 +576,10 @@ fn order(changes: Vec<Change>, desired: &Resources, live: &Resources) -> (Vec<Ch
         })
         .collect();
     let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
-    let ordered = sequence.iter().map(|&i| slots[i].take().expect("each once")).collect();
+    let ordered = sequence
+        .iter()
+        .map(|&i| slots[i].take().expect("each once"))
+        .collect();
     (ordered, ordered_prerequisites)
 }
 
@@ -598,20 +656,26 @@ mod tests {
         let at = |text: &str| lines(&plan).iter().position(|l| l == text).unwrap();
         assert!(at("Create namespace test") < at("Create link -/testveth0"));
         assert!(at("Create link -/testveth0") < at("Create address test/eth0 10.0.0.2/24"));
-        assert!(at("Create address test/eth0 10.0.0.2/24") < at("Create route test/0.0.0.0/0 metric 0"));
+        assert!(
+            at("Create address test/eth0 10.0.0.2/24") < at("Create route test/0.0.0.0/0 metric 0")
+        );
     }
 
     #[test]
     fn a_changed_mtu_is_one_update_in_place() {
         let mut want = seed();
         let live = applied(&want);
-        want.insert(ResourceId::new("test", Kind::Mtu, "eth0"), Resource::Mtu { mtu: 9000 });
+        want.insert(
+            ResourceId::new("test", Kind::Mtu, "eth0"),
+            Resource::Mtu { mtu: 9000 },
+        );
         let plan = plan(&want, &live, &Records::default(), false);
         assert_eq!(lines(&plan), ["Create mtu test/eth0"]);
         let mut live_with_mtu = live.clone();
-        live_with_mtu
-            .resources
-            .insert(ResourceId::new("test", Kind::Mtu, "eth0"), Resource::Mtu { mtu: 1500 });
+        live_with_mtu.resources.insert(
+            ResourceId::new("test", Kind::Mtu, "eth0"),
+            Resource::Mtu { mtu: 1500 },
+        );
         let plan = super::tests::plan(&want, &live_with_mtu, &Records::default(), false);
         assert_eq!(lines(&plan), ["Update mtu test/eth0"]);
     }
@@ -620,19 +684,28 @@ mod tests {
     fn undeclared_mtus_and_macs_are_not_compared() {
         let want = seed();
         let mut live = applied(&want);
-        live.resources
-            .insert(ResourceId::new("test", Kind::Mtu, "eth0"), Resource::Mtu { mtu: 1500 });
+        live.resources.insert(
+            ResourceId::new("test", Kind::Mtu, "eth0"),
+            Resource::Mtu { mtu: 1500 },
+        );
         assert!(plan(&want, &live, &Records::default(), false).is_empty());
     }
 
     #[test]
     fn a_new_address_is_added_before_the_old_one_goes() {
         let old = seed();
-        let new = desired(&std::fs::read_to_string("examples/seed.yaml").unwrap().replace("10.0.0.2/24", "10.0.0.3/24"));
+        let new = desired(
+            &std::fs::read_to_string("examples/seed.yaml")
+                .unwrap()
+                .replace("10.0.0.2/24", "10.0.0.3/24"),
+        );
         let plan = plan(&new, &applied(&old), &Records::default(), false);
         assert_eq!(
             lines(&plan),
-            ["Create address test/eth0 10.0.0.3/24", "Delete address test/eth0 10.0.0.2/24"]
+            [
+                "Create address test/eth0 10.0.0.3/24",
+                "Delete address test/eth0 10.0.0.2/24"
+            ]
         );
         assert_eq!(plan.prerequisites[1], vec![0]);
     }
@@ -654,7 +727,10 @@ mod tests {
         let new = desired(&without_pod);
         let plan = plan(&new, &applied(&old), &Records::default(), false);
         assert_eq!(lines(&plan), ["Delete namespace test"]);
-        assert_eq!(plan.changes[0].takes_along, vec![ResourceId::link("", "testveth0")]);
+        assert_eq!(
+            plan.changes[0].takes_along,
+            vec![ResourceId::link("", "testveth0")]
+        );
     }
 
     #[test]
@@ -674,13 +750,19 @@ mod tests {
         live.route_protocols.insert(extra_route, 3);
         live.resources.insert(
             ResourceId::new("test", Kind::Address, "eth0 10.0.0.9/24"),
-            Resource::Address { ifname: "eth0".into(), address: "10.0.0.9/24".parse().unwrap() },
+            Resource::Address {
+                ifname: "eth0".into(),
+                address: "10.0.0.9/24".parse().unwrap(),
+            },
         );
         let plan = plan(&want, &live, &Records::default(), false);
         assert_eq!(
             lines(&plan),
             // The route may use the address: it goes first.
-            ["Delete route test/10.9.0.0/16 metric 0", "Delete address test/eth0 10.0.0.9/24"]
+            [
+                "Delete route test/10.9.0.0/16 metric 0",
+                "Delete address test/eth0 10.0.0.9/24"
+            ]
         );
     }
 
@@ -699,7 +781,10 @@ mod tests {
             }),
         );
         live.route_protocols.insert(foreign_route, 3);
-        live.resources.insert(ResourceId::link("", "docker0"), Resource::Link(LinkKind::Bridge));
+        live.resources.insert(
+            ResourceId::link("", "docker0"),
+            Resource::Link(LinkKind::Bridge),
+        );
         assert!(plan(&want, &live, &Records::default(), false).is_empty());
     }
 
@@ -707,11 +792,17 @@ mod tests {
     fn an_unowned_object_in_the_way_is_a_conflict_unless_adopted() {
         let want = seed();
         let mut live = Observed::default();
-        live.resources.insert(ResourceId::link("", "test0"), Resource::Link(LinkKind::Bridge));
+        live.resources.insert(
+            ResourceId::link("", "test0"),
+            Resource::Link(LinkKind::Bridge),
+        );
         let plan_without = plan(&want, &live, &Records::default(), false);
         assert_eq!(plan_without.conflicts.len(), 1);
         assert_eq!(plan_without.conflicts[0].id, ResourceId::link("", "test0"));
-        assert!(!lines(&plan_without).iter().any(|l| l.contains("-/test0")), "nothing planned on it");
+        assert!(
+            !lines(&plan_without).iter().any(|l| l.contains("-/test0")),
+            "nothing planned on it"
+        );
         let adopted = plan(&want, &live, &Records::default(), true);
         assert!(adopted.conflicts.is_empty());
         assert!(lines(&adopted).contains(&"Create alias -/test0".to_string()));
@@ -722,10 +813,15 @@ mod tests {
     fn another_topologys_objects_are_never_touched() {
         let want = seed();
         let mut live = Observed::default();
-        live.resources.insert(ResourceId::link("", "test0"), Resource::Link(LinkKind::Bridge));
+        live.resources.insert(
+            ResourceId::link("", "test0"),
+            Resource::Link(LinkKind::Bridge),
+        );
         live.resources.insert(
             ResourceId::new("", Kind::Alias, "test0"),
-            Resource::Alias { alias: "netloom:other/bridge:test0".into() },
+            Resource::Alias {
+                alias: "netloom:other/bridge:test0".into(),
+            },
         );
         let adopted = plan(&want, &live, &Records::default(), true);
         assert_eq!(adopted.conflicts[0].owner, Owner::Other("other".into()));
@@ -735,19 +831,36 @@ mod tests {
     fn the_record_claims_objects_whose_mark_a_crash_lost() {
         let want = seed();
         let mut live = Observed::default();
-        live.resources.insert(ResourceId::link("", "test0"), Resource::Link(LinkKind::Bridge));
-        let plan = plan(&want, &live, &records_with(&[ResourceId::link("", "test0")]), false);
+        live.resources.insert(
+            ResourceId::link("", "test0"),
+            Resource::Link(LinkKind::Bridge),
+        );
+        let plan = plan(
+            &want,
+            &live,
+            &records_with(&[ResourceId::link("", "test0")]),
+            false,
+        );
         assert!(plan.conflicts.is_empty());
         assert!(lines(&plan).contains(&"Create alias -/test0".to_string()));
     }
 
     #[test]
     fn a_veth_with_a_new_peer_is_replaced_with_its_settings() {
-        let old = desired("name: seed\npods:\n  a: { interfaces: { eth0: {} } }\n  b: { interfaces: { eth0: {addresses: [10.0.0.2/24]} } }\n  c: { interfaces: { eth0: {addresses: [10.0.0.3/24]} } }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
-        let new = desired("name: seed\npods:\n  a: { interfaces: { eth0: {} } }\n  b: { interfaces: { eth0: {addresses: [10.0.0.2/24]} } }\n  c: { interfaces: { eth0: {addresses: [10.0.0.3/24]} } }\nlinks:\n  - endpoints: [a:eth0, c:eth0]\n");
+        let old = desired(
+            "name: seed\npods:\n  a: { interfaces: { eth0: {} } }\n  b: { interfaces: { eth0: {addresses: [10.0.0.2/24]} } }\n  c: { interfaces: { eth0: {addresses: [10.0.0.3/24]} } }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
+        );
+        let new = desired(
+            "name: seed\npods:\n  a: { interfaces: { eth0: {} } }\n  b: { interfaces: { eth0: {addresses: [10.0.0.2/24]} } }\n  c: { interfaces: { eth0: {addresses: [10.0.0.3/24]} } }\nlinks:\n  - endpoints: [a:eth0, c:eth0]\n",
+        );
         let plan = plan(&new, &applied(&old), &Records::default(), false);
         let lines = lines(&plan);
-        let at = |text: &str| lines.iter().position(|l| l == text).unwrap_or_else(|| panic!("{text}: {lines:#?}"));
+        let at = |text: &str| {
+            lines
+                .iter()
+                .position(|l| l == text)
+                .unwrap_or_else(|| panic!("{text}: {lines:#?}"))
+        };
         assert!(at("Delete link a/eth0") < at("Create link a/eth0"));
         assert!(at("Create link a/eth0") < at("Create address c/eth0 10.0.0.3/24"));
         assert!(at("Create link a/eth0") < at("Create up a/eth0"));

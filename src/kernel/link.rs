@@ -64,18 +64,32 @@ impl LinkConfig {
 /// ifindex needs no lookup; then the alias, if any. Returns the ifindex.
 async fn create_link(
     handle: &Handle,
+    name: &str,
     message: LinkMessage,
     alias: Option<&str>,
 ) -> std::result::Result<u32, rtnetlink::Error> {
     let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
     let echoed = request(handle, RouteNetlinkMessage::NewLink(message), flags).await?;
-    let index = echoed
-        .into_iter()
-        .find_map(|msg| match msg {
-            RouteNetlinkMessage::NewLink(link) => Some(link.header.index),
-            _ => None,
-        })
-        .ok_or(rtnetlink::Error::RequestFailed)?;
+    let echoed_index = echoed.into_iter().find_map(|msg| match msg {
+        RouteNetlinkMessage::NewLink(link) => Some(link.header.index),
+        _ => None,
+    });
+    // Some link types (vxlan) are not echoed: ask.
+    let index = match echoed_index {
+        Some(index) => index,
+        None => {
+            let found = handle
+                .link()
+                .get()
+                .match_name(name.to_string())
+                .execute()
+                .try_next()
+                .await?;
+            found
+                .map(|link| link.header.index)
+                .ok_or(rtnetlink::Error::RequestFailed)?
+        }
+    };
     if let Some(alias) = alias {
         handle
             .link()
@@ -90,7 +104,7 @@ async fn create_link(
 /// [up]`. Returns its ifindex.
 pub async fn create_bridge(handle: &Handle, name: &str, config: &LinkConfig) -> Result<u32> {
     let message = config.apply(LinkBridge::new(name)).build();
-    create_link(handle, message, config.alias.as_deref())
+    create_link(handle, name, message, config.alias.as_deref())
         .await
         .op(|| format!("create bridge {name}"))
 }
@@ -144,7 +158,7 @@ pub async fn create_veth(handle: &Handle, veth: &VethConfig) -> Result<u32> {
         )
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
         .build();
-    create_link(handle, message, veth.near.alias.as_deref())
+    create_link(handle, &veth.name, message, veth.near.alias.as_deref())
         .await
         .op(describe)
 }
@@ -177,7 +191,7 @@ pub async fn create_vxlan(handle: &Handle, vxlan: &VxlanConfig) -> Result<u32> {
         IpAddr::V6(local) => builder.local6(local),
     };
     let message = vxlan.link.apply(builder).build();
-    create_link(handle, message, vxlan.link.alias.as_deref())
+    create_link(handle, &vxlan.name, message, vxlan.link.alias.as_deref())
         .await
         .op(|| format!("create vxlan {} (vni {})", vxlan.name, vxlan.vni))
 }

@@ -174,6 +174,10 @@ impl Kernel {
     ) -> Result<()> {
         let started = Instant::now();
         for id in interfaces {
+            // Gone with its own namespace.
+            if !id.ns.is_empty() && !netns::netns_path(&id.ns).exists() {
+                continue;
+            }
             let handle = self.handle(&id.ns).await?;
             while link::link_index(&handle, &id.name).await?.is_some() {
                 if started.elapsed() > timeout {
