@@ -285,19 +285,48 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
     }
     let recreated = recreate_dependents(&mut changes, &replaced_links, desired, live);
 
+    // What an undeclared object may be deleted as: this topology's own,
+    // or (with --adopt) what hangs on an adopted declared object, i.e. the
+    // contents of an adopted namespace and the addresses and attributes of
+    // an adopted link. --adopt never makes any other unowned object ours:
+    // the rest of the machine's own namespace stays untouched.
+    let adopted = |id: &ResourceId| {
+        ctx.adopt && live.contains_key(id) && owners.get(id) == Some(&Owner::Unowned)
+    };
+    let adopted_namespaces: BTreeSet<&str> = desired
+        .keys()
+        .filter(|id| id.kind == Kind::Namespace && adopted(id))
+        .map(|id| id.ns.as_str())
+        .collect();
+    let adopted_interfaces: BTreeSet<(&str, &str)> = desired
+        .keys()
+        .filter(|id| id.kind == Kind::Link && adopted(id))
+        .flat_map(|id| link_ends(id, &live[id]))
+        .collect();
+    let may_delete = |id: &ResourceId| match owners.get(id) {
+        Some(Owner::This) => true,
+        Some(Owner::Unowned) => {
+            adopted_namespaces.contains(id.ns.as_str())
+                || (id.kind != Kind::Link
+                    && id.ifname().is_some_and(|ifname| {
+                        adopted_interfaces.contains(&(id.ns.as_str(), ifname))
+                    }))
+        }
+        _ => false,
+    };
+
     // Owned objects the file no longer declares, unless they vanish with
     // something else that goes (a namespace, a link).
     let deleted_namespaces: BTreeSet<&str> = live
         .keys()
-        .filter(|id| id.kind == Kind::Namespace && !desired.contains_key(*id) && is_ours(id))
+        .filter(|id| id.kind == Kind::Namespace && !desired.contains_key(*id) && may_delete(id))
         .map(|id| id.ns.as_str())
         .collect();
     let vanishing_interfaces: BTreeSet<(&str, &str)> = live
         .iter()
         .filter(|(id, _)| {
             id.kind == Kind::Link
-                && is_ours(id)
-                && (!desired.contains_key(*id) || recreated.contains(id))
+                && ((!desired.contains_key(*id) && may_delete(id)) || recreated.contains(id))
         })
         .flat_map(|(id, r)| link_ends(id, r))
         .collect();
@@ -305,7 +334,7 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         // Undeclared MTUs and MACs are the kernel's; sysctls cannot be
         // deleted (an undeclared one stays as it is).
         if desired.contains_key(id)
-            || !is_ours(id)
+            || !may_delete(id)
             || id.kind.compared_only_when_declared()
             || id.kind == Kind::Sysctl
         {
@@ -807,6 +836,53 @@ mod tests {
         assert!(adopted.conflicts.is_empty());
         assert!(lines(&adopted).contains(&"Create alias -/test0".to_string()));
         assert!(!lines(&adopted).contains(&"Create link -/test0".to_string()));
+    }
+
+    #[test]
+    fn adopting_takes_over_only_what_is_in_the_way() {
+        let want = seed();
+        let mut live = Observed::default();
+        let address = |ifname: &str, address: &str| Resource::Address {
+            ifname: ifname.into(),
+            address: address.parse().unwrap(),
+        };
+        // In the way: test0, with an address the file does not declare.
+        live.resources.insert(
+            ResourceId::link("", "test0"),
+            Resource::Link(LinkKind::Bridge),
+        );
+        live.resources.insert(
+            ResourceId::new("", Kind::Address, "test0 10.9.9.1/24"),
+            address("test0", "10.9.9.1/24"),
+        );
+        // Not in the way: the machine's own loopback and an unrelated veth.
+        live.resources.insert(
+            ResourceId::link("", "lo"),
+            Resource::Link(LinkKind::Other {
+                name: "loopback".into(),
+            }),
+        );
+        live.resources.insert(
+            ResourceId::new("", Kind::Up, "lo"),
+            Resource::Up { up: true },
+        );
+        live.resources.insert(
+            ResourceId::link("", "fa"),
+            Resource::Link(LinkKind::Veth {
+                peer_ns: String::new(),
+                peer: "fb".into(),
+            }),
+        );
+        live.resources.insert(
+            ResourceId::new("", Kind::Address, "fa 10.8.0.1/24"),
+            address("fa", "10.8.0.1/24"),
+        );
+        let plan = plan(&want, &live, &Records::default(), true);
+        let deletes: Vec<String> = lines(&plan)
+            .into_iter()
+            .filter(|l| l.starts_with("Delete"))
+            .collect();
+        assert_eq!(deletes, ["Delete address -/test0 10.9.9.1/24"]);
     }
 
     #[test]
