@@ -177,7 +177,7 @@ pub fn owners(observed: &Observed, ctx: &Context) -> BTreeMap<ResourceId, Owner>
             owners.insert(id.clone(), owner);
         }
     }
-    for (id, _) in resources {
+    for id in resources.keys() {
         let owner = match id.kind {
             Kind::Link => continue,
             Kind::Namespace => namespace_owner[id.ns.as_str()].clone(),
