@@ -1,0 +1,389 @@
+//! Helpers for the reconcile tests (issue #3), on top of `common`'s
+//! sandbox: snapshots of the kernel read with `ip -j` (never with
+//! netloom), topology variants in temporary files, `ip monitor` watches
+//! that prove a run made no netlink writes, and TCP between pods from
+//! threads that enter the pods' namespaces with setns.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::Sandbox;
+
+/// The parsed JSON document a `--output json` run printed.
+#[track_caller]
+pub fn json(output: &Output) -> Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|err| {
+        panic!(
+            "not JSON ({err}):\n{text}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes a topology variant to a file of its own (under cargo's
+/// per-test-target tmp dir, visible inside every sandbox) and returns its
+/// absolute path.
+pub fn topology_file(name: &str, text: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("netloom-tests");
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("topology written");
+    path.to_string_lossy().into_owned()
+}
+
+/// The named namespaces of the sandbox (`ip netns`), sorted.
+pub fn namespaces(sandbox: &Sandbox) -> Vec<String> {
+    let mut names: Vec<String> = sandbox
+        .sh("ls /run/netns")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    names.sort();
+    names
+}
+
+fn ns_prefix(ns: &str) -> String {
+    if ns.is_empty() {
+        String::new()
+    } else {
+        format!("-n {ns} ")
+    }
+}
+
+/// Drops what changes by itself while nothing happens: bridge and port
+/// timers (`gc_timer`, `hello_timer`, ...) count down on their own.
+fn without_timers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, _| !key.ends_with("_timer"));
+            map.values_mut().for_each(without_timers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_timers),
+        _ => {}
+    }
+}
+
+/// One namespace as the kernel shows it: `ip -d -j link`, `ip -j addr`
+/// and every route of every table, timers left out.
+pub fn ns_snapshot(sandbox: &Sandbox, ns: &str) -> Value {
+    let n = ns_prefix(ns);
+    let mut doc = serde_json::json!({
+        "links": sandbox.ip_json(&format!("{n}-d link show")),
+        "addresses": sandbox.ip_json(&format!("{n}addr show")),
+        "routes4": sandbox.ip_json(&format!("{n}-4 route show table all")),
+        "routes6": sandbox.ip_json(&format!("{n}-6 route show table all")),
+    });
+    without_timers(&mut doc);
+    doc
+}
+
+/// Every namespace of the sandbox (`""`: its own), for "nothing changed"
+/// checks.
+pub fn snapshot(sandbox: &Sandbox) -> BTreeMap<String, Value> {
+    std::iter::once(String::new())
+        .chain(namespaces(sandbox))
+        .map(|ns| {
+            let snap = ns_snapshot(sandbox, &ns);
+            (ns, snap)
+        })
+        .collect()
+}
+
+/// Asserts two snapshots are equal, naming the first namespace that differs.
+#[track_caller]
+pub fn assert_same(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>, what: &str) {
+    let names = |s: &BTreeMap<String, Value>| s.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(before), names(after), "{what}: the namespaces differ");
+    for (ns, snap) in before {
+        for part in ["links", "addresses", "routes4", "routes6"] {
+            assert_eq!(
+                snap[part], after[ns][part],
+                "{what}: {part} of namespace {ns:?} differ"
+            );
+        }
+    }
+}
+
+/// The interface names of a namespace, in ifindex order.
+pub fn link_names(sandbox: &Sandbox, ns: &str) -> Vec<String> {
+    crate::common::links(sandbox, ns)
+        .iter()
+        .map(|l| l["ifname"].as_str().expect("ifname").to_string())
+        .collect()
+}
+
+/// (namespace, interface name) -> ifindex of every interface in the sandbox.
+pub fn ifindexes(sandbox: &Sandbox) -> BTreeMap<(String, String), u64> {
+    let mut found = BTreeMap::new();
+    for ns in std::iter::once(String::new()).chain(namespaces(sandbox)) {
+        for link in crate::common::links(sandbox, &ns) {
+            found.insert(
+                (ns.clone(), link["ifname"].as_str().unwrap().to_string()),
+                link["ifindex"].as_u64().unwrap(),
+            );
+        }
+    }
+    found
+}
+
+/// The routes of a namespace (`-4` or `-6`, main table) as `ip -j` shows them.
+pub fn routes(sandbox: &Sandbox, ns: &str, family: &str) -> Vec<Value> {
+    sandbox
+        .ip_json(&format!("{}{family} route show", ns_prefix(ns)))
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The state dir's files other than the lock.
+pub fn state_files(sandbox: &Sandbox) -> String {
+    sandbox
+        .sh("ls -A /run/netloom | grep -vx lock || true")
+        .trim()
+        .to_string()
+}
+
+/// After a destroy: no namespace, no interface but lo, nothing in the
+/// state dir but the lock.
+#[track_caller]
+pub fn assert_nothing_left(sandbox: &Sandbox) {
+    assert_eq!(namespaces(sandbox), Vec::<String>::new(), "namespaces left");
+    assert_eq!(link_names(sandbox, ""), ["lo"], "interfaces left");
+    assert_eq!(state_files(sandbox), "", "state files left");
+}
+
+// ---------------------------------------------------------------------
+// ip monitor: proof that a run wrote nothing over netlink.
+
+/// A marker route only the watcher itself adds and deletes: it needs no
+/// interface, so it works in every namespace.
+fn marker(ns: &str, n: u8, verb: &str) -> String {
+    format!(
+        "ip {}route {verb} unreachable 198.51.100.{n}/32",
+        ns_prefix(ns)
+    )
+}
+
+/// `ip -o monitor` on a set of namespaces. Start it, run something, then
+/// `events()` returns every event that the something caused. Marker
+/// routes before and after delimit the window, so no event is missed
+/// (the monitors are subscribed before) or cut short (everything before
+/// the closing marker has been printed).
+pub struct Monitor {
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    lines: Vec<Receiver<String>>,
+}
+
+const MONITOR_WAIT: Duration = Duration::from_secs(10);
+
+impl Monitor {
+    pub fn start(sandbox: &Sandbox, namespaces: &[String]) -> Monitor {
+        let mut monitor = Monitor {
+            namespaces: namespaces.to_vec(),
+            children: Vec::new(),
+            lines: Vec::new(),
+        };
+        for ns in namespaces {
+            let mut command = sandbox.command("ip");
+            if !ns.is_empty() {
+                command.args(["-n", ns]);
+            }
+            let mut child = command
+                .args([
+                    "-o", "monitor", "link", "address", "route", "rule", "netconf", "nsid",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("ip monitor starts");
+            let stdout = child.stdout.take().expect("piped");
+            let (tx, rx) = channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            monitor.children.push(child);
+            monitor.lines.push(rx);
+        }
+        // Subscribed once each has printed the opening marker.
+        monitor.mark(sandbox, 1);
+        for i in 0..namespaces.len() {
+            monitor.lines_until(i, "198.51.100.1");
+        }
+        monitor
+    }
+
+    fn mark(&self, sandbox: &Sandbox, n: u8) {
+        for ns in &self.namespaces {
+            sandbox.sh(&format!(
+                "{} && {}",
+                marker(ns, n, "add"),
+                marker(ns, n, "del")
+            ));
+        }
+    }
+
+    /// The lines of monitor `i` before the deletion of marker route
+    /// `needle` (whose addition is the last line returned).
+    fn lines_until(&self, i: usize, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + MONITOR_WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines[i].recv_timeout(left) {
+                Ok(line) if line.contains(needle) && line.starts_with("Deleted") => return seen,
+                Ok(line) => seen.push(line),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => panic!(
+                    "ip monitor in {:?} never showed {needle}; saw {seen:#?}",
+                    self.namespaces[i]
+                ),
+            }
+        }
+    }
+
+    /// Every event seen since `start`, as `namespace: line`.
+    pub fn events(mut self, sandbox: &Sandbox) -> Vec<String> {
+        self.mark(sandbox, 2);
+        let mut events = Vec::new();
+        for i in 0..self.namespaces.len() {
+            let lines = self.lines_until(i, "198.51.100.2");
+            let ns = if self.namespaces[i].is_empty() {
+                "-"
+            } else {
+                &self.namespaces[i]
+            };
+            events.extend(
+                lines
+                    .into_iter()
+                    .filter(|l| !l.contains("198.51.100.2"))
+                    .map(|l| format!("{ns}: {l}")),
+            );
+        }
+        self.stop();
+        events
+    }
+
+    fn stop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------
+// Traffic between pods, from threads inside their namespaces.
+
+/// An open handle on one of the sandbox's named namespaces. The files
+/// under /run/netns live in the sandbox's own mount namespace: reach them
+/// through /proc/PID/root of a process inside it.
+pub fn netns_handle(sandbox: &Sandbox, ns: &str) -> File {
+    let mut inside = sandbox
+        .command("sh")
+        .args(["-c", "echo in && exec sleep 30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("a process in the sandbox");
+    let mut line = String::new();
+    BufReader::new(inside.stdout.as_mut().expect("piped"))
+        .read_line(&mut line)
+        .expect("it starts");
+    let path = format!("/proc/{}/root/run/netns/{ns}", inside.id());
+    let file = File::open(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let _ = inside.kill();
+    let _ = inside.wait();
+    file
+}
+
+/// Runs `f` on a thread of its own that has entered the namespace: a
+/// socket opened there belongs to that namespace for good.
+pub fn in_netns<T: Send + 'static>(handle: File, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        nix::sched::setns(&handle, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("the thread in the namespace finishes")
+}
+
+/// A TCP connection from pod `client` to `address` in pod `server`: a
+/// listener in the server pod, a connect from the client pod, a message
+/// echoed back. Returns the client address the server saw.
+#[track_caller]
+pub fn tcp_roundtrip(sandbox: &Sandbox, server: &str, client: &str, address: IpAddr) -> IpAddr {
+    let any = match address {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let listener = in_netns(netns_handle(sandbox, server), move || {
+        TcpListener::bind(SocketAddr::new(any, 0))
+    })
+    .expect("listen in the server pod");
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let serving = std::thread::spawn(move || -> std::io::Result<IpAddr> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (mut stream, peer) = loop {
+            match listener.accept() {
+                Ok(found) => break found,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        return Err(err);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut message = [0u8; 7];
+        stream.read_exact(&mut message)?;
+        stream.write_all(&message)?;
+        Ok(peer.ip())
+    });
+    let target = SocketAddr::new(address, port);
+    let echoed = in_netns(netns_handle(sandbox, client), move || {
+        let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"netloom")?;
+        let mut back = [0u8; 7];
+        stream.read_exact(&mut back)?;
+        Ok::<_, std::io::Error>(back)
+    })
+    .unwrap_or_else(|err| panic!("TCP from {client} to {target} in {server}: {err}"));
+    assert_eq!(&echoed, b"netloom");
+    serving
+        .join()
+        .expect("the server thread finishes")
+        .expect("the server pod accepted and echoed")
+}
