@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
@@ -110,13 +110,26 @@ impl Engine {
         extra: Scope,
     ) -> Result<Snapshot, EngineError> {
         let scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        let started = Instant::now();
         let observed = self.kernel.observe(&scope).await?;
+        tracing::info!(
+            namespaces = scope.namespaces.len(),
+            objects = observed.resources.len(),
+            "observed in {:?}",
+            started.elapsed()
+        );
+        let started = Instant::now();
         let ctx = Context {
             topology: &desired.topology,
             records: &records,
             adopt: self.options.adopt,
         };
         let plan = plan::diff(&desired.resources, &observed, &ctx);
+        tracing::info!(
+            changes = plan.changes.len(),
+            "planned in {:?}",
+            started.elapsed()
+        );
         Ok(Snapshot {
             desired,
             observed,
@@ -246,7 +259,9 @@ impl Engine {
 
         let mut journal = self.state.journal(&topology)?;
         progress.start(plan.changes.len());
+        let started = Instant::now();
         let (done, failure) = self.execute(&plan, &mut journal, progress).await?;
+        tracing::info!("executed in {:?}", started.elapsed());
         progress.finish();
 
         let mut record = snapshot

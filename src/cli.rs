@@ -282,7 +282,8 @@ fn validate_command(file: &str, output: Output) -> ExitCode {
     match result {
         Ok(topology) => {
             if output == Output::Human {
-                println!("{file}: valid ({})", summary(&topology));
+                let shown = if file == "-" { "<stdin>" } else { file };
+                println!("{shown}: valid ({})", summary(&topology));
             }
             ExitCode::SUCCESS
         }

@@ -22,8 +22,13 @@ use crate::plan::{Action, Change};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state dir {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("another netloom run holds the lock on {path}{holder}; waited {waited:?} (raise --lock-timeout to wait longer)")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another netloom run holds the lock on {path}{holder}; waited {waited:?} (raise --lock-timeout to wait longer)"
+    )]
     Locked {
         path: PathBuf,
         holder: String,
@@ -79,7 +84,9 @@ impl Record {
             }
             (Action::Update, Kind::Sysctl) if !owned_namespaces.contains(&id.ns) => {
                 if let Some(Resource::Sysctl { value }) = &change.from {
-                    self.replaced.entry(id.clone()).or_insert_with(|| value.clone());
+                    self.replaced
+                        .entry(id.clone())
+                        .or_insert_with(|| value.clone());
                 }
             }
             (Action::Delete, _) => {
@@ -313,7 +320,9 @@ impl Journal {
         };
         let mut line = serde_json::to_string(&entry).expect("a change serializes");
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(io_error(&self.path))
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(io_error(&self.path))
     }
 
     /// The run is over and its record saved: the journal is no longer needed.
@@ -351,17 +360,27 @@ mod tests {
         {
             let mut journal = state.journal("lab").unwrap();
             journal
-                .log(&create(bridge.clone(), Resource::Link(crate::model::LinkKind::Bridge)))
+                .log(&create(
+                    bridge.clone(),
+                    Resource::Link(crate::model::LinkKind::Bridge),
+                ))
                 .unwrap();
-            journal.log(&create(ResourceId::namespace("web"), Resource::Namespace)).unwrap();
+            journal
+                .log(&create(ResourceId::namespace("web"), Resource::Namespace))
+                .unwrap();
             // A line cut short by kill -9.
             journal.file.write_all(b"{\"action\":\"cre").unwrap();
         }
         let mut records = state.records().unwrap();
         assert!(records.get("lab").is_none());
-        state.recover(&mut records, "lab", &BTreeSet::new()).unwrap();
+        state
+            .recover(&mut records, "lab", &BTreeSet::new())
+            .unwrap();
         assert_eq!(records.creator_of(&bridge), Some("lab"));
-        assert_eq!(records.creator_of(&ResourceId::namespace("web")), Some("lab"));
+        assert_eq!(
+            records.creator_of(&ResourceId::namespace("web")),
+            Some("lab")
+        );
         // Saved, and the journal is gone.
         assert_eq!(state.records().unwrap().creator_of(&bridge), Some("lab"));
         assert!(!dir.join("lab.journal").exists());
@@ -386,7 +405,10 @@ mod tests {
         let mut owned = Record::new("lab");
         let ns_id = ResourceId::new("web", Kind::Sysctl, "net.ipv4.ip_forward");
         owned.note(
-            &Change { id: ns_id, ..update("0", "1") },
+            &Change {
+                id: ns_id,
+                ..update("0", "1")
+            },
             &BTreeSet::from(["web".to_string()]),
         );
         assert!(owned.replaced.is_empty());
@@ -401,7 +423,10 @@ mod tests {
             Err(err) => err.to_string(),
             Ok(_) => panic!("a second lock was granted"),
         };
-        assert!(err.contains("holds the lock") && err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains("holds the lock") && err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(held);
         assert!(state.lock(Duration::from_millis(100)).is_ok());
         fs::remove_dir_all(dir).unwrap();

@@ -7,7 +7,9 @@ use common::{Sandbox, addresses, apply_converged, assert_exit, assert_ok, link, 
 
 #[test]
 fn seed_builds_exactly_the_walkthrough() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
     apply_converged(&sandbox, "examples/seed.yaml");
 
     // `ip netns add test`
@@ -26,7 +28,10 @@ fn seed_builds_exactly_the_walkthrough() {
     let pod_end = link(&sandbox, "test", "eth0");
     assert_eq!(pod_end["linkinfo"]["info_kind"], "veth");
     assert!(pod_end["flags"].as_array().unwrap().contains(&"UP".into()));
-    assert_eq!(pod_end["link_index"], host_end["ifindex"], "the two ends are one pair");
+    assert_eq!(
+        pod_end["link_index"], host_end["ifindex"],
+        "the two ends are one pair"
+    );
     assert_eq!(addresses(&sandbox, "test", "eth0"), ["10.0.0.2/24"]);
     // Nothing else in the pod but lo, which is up.
     let pod_links: Vec<String> = links(&sandbox, "test")
@@ -34,7 +39,12 @@ fn seed_builds_exactly_the_walkthrough() {
         .map(|l| l["ifname"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(pod_links, ["lo", "eth0"]);
-    assert!(link(&sandbox, "test", "lo")["flags"].as_array().unwrap().contains(&"UP".into()));
+    assert!(
+        link(&sandbox, "test", "lo")["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&"UP".into())
+    );
     // The default route through the bridge.
     let routes = sandbox.ip_json("-n test route show default");
     assert_eq!(routes[0]["gateway"], "10.0.0.1");
@@ -52,5 +62,10 @@ fn seed_builds_exactly_the_walkthrough() {
         .map(|l| l["ifname"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(left, ["lo"]);
-    assert_eq!(sandbox.sh("ls /run/netloom | grep -v '^lock$' || true").trim(), "");
+    assert_eq!(
+        sandbox
+            .sh("ls /run/netloom | grep -v '^lock$' || true")
+            .trim(),
+        ""
+    );
 }

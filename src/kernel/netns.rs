@@ -177,7 +177,7 @@ pub async fn create_netns(name: &str) -> io::Result<()> {
         OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .open(&path)?;
         let pinned = NetnsGuard::unshare().and_then(|_guard| {
             Ok(mount(

@@ -43,7 +43,16 @@ impl Sandbox {
         let script = "mount -t tmpfs -o size=64m netloom-test /run && mkdir -p /run/netns /run/netloom \
                       && ip link set lo up && echo ready && exec sleep 100000";
         let mut holder = Command::new("unshare")
-            .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c", script])
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -100,7 +109,11 @@ impl Sandbox {
 
     /// Runs a shell script inside the sandbox; panics if it fails.
     pub fn sh(&self, script: &str) -> String {
-        let output = self.command("sh").args(["-c", script]).output().expect("sh runs");
+        let output = self
+            .command("sh")
+            .args(["-c", script])
+            .output()
+            .expect("sh runs");
         assert!(
             output.status.success(),
             "`{script}` failed: {}",
@@ -184,13 +197,25 @@ pub fn apply_converged(sandbox: &Sandbox, file: &str) {
     assert_exit(&sandbox.netloom(&["plan", "--detailed-exitcode", file]), 0);
     let again = assert_ok(&sandbox.netloom(&["apply", "--output", "json", file]));
     let doc: Value = serde_json::from_str(&again).expect("apply json");
-    assert_eq!(doc["summary"], serde_json::json!({"create": 0, "update": 0, "delete": 0}), "{doc:#}");
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"create": 0, "update": 0, "delete": 0}),
+        "{doc:#}"
+    );
 }
 
 /// The links of a namespace (`""`: the sandbox's own) by name.
 pub fn links(sandbox: &Sandbox, ns: &str) -> Vec<Value> {
-    let prefix = if ns.is_empty() { String::new() } else { format!("-n {ns} ") };
-    sandbox.ip_json(&format!("{prefix}-d link show")).as_array().cloned().unwrap_or_default()
+    let prefix = if ns.is_empty() {
+        String::new()
+    } else {
+        format!("-n {ns} ")
+    };
+    sandbox
+        .ip_json(&format!("{prefix}-d link show"))
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// One link of a namespace by name.
@@ -204,7 +229,11 @@ pub fn link(sandbox: &Sandbox, ns: &str, name: &str) -> Value {
 
 /// The addresses (`ip/prefix`) of an interface, without link-local ones.
 pub fn addresses(sandbox: &Sandbox, ns: &str, ifname: &str) -> Vec<String> {
-    let prefix = if ns.is_empty() { String::new() } else { format!("-n {ns} ") };
+    let prefix = if ns.is_empty() {
+        String::new()
+    } else {
+        format!("-n {ns} ")
+    };
     let info = sandbox.ip_json(&format!("{prefix}addr show dev {ifname}"));
     info[0]["addr_info"]
         .as_array()
