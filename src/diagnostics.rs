@@ -4,7 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
 use serde::Serialize;
 
 use crate::spec::Span;
@@ -140,12 +143,13 @@ impl Diagnostics {
             GraphicalTheme::unicode_nocolor()
         };
         let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+        let lines = Lines::new(&self.source);
         let mut out = String::new();
         for item in &self.items {
             let shown = Shown {
                 item,
                 source: &self.source,
-                named: NamedSource::new(self.source.name.clone(), self.source.text.clone()),
+                lines: &lines,
             };
             if handler.render_report(&mut out, &shown).is_err() {
                 out.push_str(&format!("{}: {}\n", self.source.name, item.message));
@@ -186,7 +190,102 @@ impl std::error::Error for Diagnostics {}
 struct Shown<'a> {
     item: &'a Diagnostic,
     source: &'a SourceFile,
-    named: NamedSource<String>,
+    lines: &'a Lines<'a>,
+}
+
+impl Shown<'_> {
+    /// The byte range of the label, when its lines are short enough to
+    /// show: miette pads labels with `{:width$}`, which panics past 65535
+    /// columns. A longer line (a hostile or generated file) is named by
+    /// file:line:col only.
+    fn shown_range(&self) -> Option<(usize, usize)> {
+        let (offset, len) = self.source.byte_range(self.item.span)?;
+        let short = |at: usize| self.lines.line_len(self.lines.line_of(at)) <= MAX_SHOWN_LINE;
+        (short(offset) && short(offset + len)).then_some((offset, len))
+    }
+}
+
+/// Lines longer than this are not shown under a diagnostic.
+const MAX_SHOWN_LINE: usize = 4096;
+
+/// A file's text with the offset of each line, so that showing one
+/// diagnostic reads only the lines around it: miette's own sources scan the
+/// text from its start for every diagnostic, which thousands of errors in
+/// a large file would make take minutes.
+struct Lines<'a> {
+    name: &'a str,
+    text: &'a str,
+    /// Where each line starts; lines end as miette ends them (\n, \r\n, \r).
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(source: &'a SourceFile) -> Self {
+        let bytes = source.text.as_bytes();
+        let mut starts = vec![0];
+        for (at, &byte) in bytes.iter().enumerate() {
+            let ends_line = byte == b'\n' || (byte == b'\r' && bytes.get(at + 1) != Some(&b'\n'));
+            if ends_line {
+                starts.push(at + 1);
+            }
+        }
+        Lines {
+            name: &source.name,
+            text: &source.text,
+            starts,
+        }
+    }
+
+    /// The 0-based line an offset is on.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset) - 1
+    }
+
+    /// The length of a line in bytes, its line break included.
+    fn line_len(&self, line: usize) -> usize {
+        let end = self
+            .starts
+            .get(line + 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        end - self.starts[line]
+    }
+}
+
+impl SourceCode for Lines<'_> {
+    /// miette's own reading, of a window of the lines around the span
+    /// (with a line to spare at each end), moved back to its place.
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let (offset, len) = (span.offset(), span.len());
+        if offset + len > self.text.len() {
+            return Err(MietteError::OutOfBounds);
+        }
+        let first = self.line_of(offset).saturating_sub(context_lines_before);
+        let last = self.line_of(offset + len) + context_lines_after + 2;
+        let from = self.starts[first];
+        let to = self.starts.get(last).copied().unwrap_or(self.text.len());
+        let window: &'b [u8] = &self.text.as_bytes()[from..to];
+        let inner = <[u8] as SourceCode>::read_span(
+            window,
+            &SourceSpan::new((offset - from).into(), len),
+            context_lines_before,
+            context_lines_after,
+        )?;
+        let span = SourceSpan::new((inner.span().offset() + from).into(), inner.span().len());
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.to_string(),
+            inner.data(),
+            span,
+            inner.line() + first,
+            inner.column(),
+            inner.line_count() + first,
+        )))
+    }
 }
 
 impl fmt::Debug for Shown<'_> {
@@ -220,13 +319,13 @@ impl miette::Diagnostic for Shown<'_> {
             .map(|help| Box::new(help) as Box<dyn fmt::Display>)
     }
 
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.source.byte_range(self.item.span)?;
-        Some(&self.named)
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.shown_range()?;
+        Some(self.lines)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let (offset, len) = self.source.byte_range(self.item.span)?;
+        let (offset, len) = self.shown_range()?;
         let label = self
             .item
             .label
@@ -279,5 +378,93 @@ mod tests {
             serde_json::json!([{"file": "t.yaml", "line": 1, "column": 7,
                                 "message": "bad name", "help": "use lower case"}])
         );
+    }
+
+    /// The same report, shown from the whole text the way miette reads it.
+    struct Whole<'a>(Shown<'a>, miette::NamedSource<String>);
+
+    impl fmt::Debug for Whole<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    impl fmt::Display for Whole<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&self.0, f)
+        }
+    }
+
+    impl std::error::Error for Whole<'_> {}
+
+    impl miette::Diagnostic for Whole<'_> {
+        fn source_code(&self) -> Option<&dyn SourceCode> {
+            Some(&self.1)
+        }
+
+        fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+            self.0.labels()
+        }
+    }
+
+    #[test]
+    fn showing_a_window_of_lines_shows_what_the_whole_text_shows() {
+        let text = "name: x\r\npods:\r\n  a: {}\n  b: {}\r  c: {}\nlinks: []\n\nexpect:\n  - { from: a, to: b }";
+        let source = SourceFile::new("t.yaml", text);
+        let lines = Lines::new(&source);
+        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor());
+        for (offset, len) in [
+            (0, 4),
+            (6, 1),
+            (17, 1),
+            (26, 1),
+            (33, 6),
+            (40, 0),
+            (45, 1),
+            (text.len() - 1, 1),
+        ] {
+            let item = Diagnostic::new(
+                Span {
+                    line: 0,
+                    column: 0,
+                    bytes: Some((offset, len)),
+                },
+                "here",
+            );
+            let windowed = Shown {
+                item: &item,
+                source: &source,
+                lines: &lines,
+            };
+            let whole = Whole(
+                Shown {
+                    item: &item,
+                    source: &source,
+                    lines: &lines,
+                },
+                miette::NamedSource::new("t.yaml", text.to_string()),
+            );
+            let (mut a, mut b) = (String::new(), String::new());
+            handler.render_report(&mut a, &windowed).unwrap();
+            handler.render_report(&mut b, &whole).unwrap();
+            assert_eq!(a, b, "at {offset}");
+        }
+    }
+
+    #[test]
+    fn a_line_too_long_to_show_is_named_not_shown() {
+        let text = format!("name: {}\n", "x".repeat(100_000));
+        let span = Span {
+            line: 1,
+            column: 7,
+            bytes: Some((6, 100_000)),
+        };
+        let diagnostics = Diagnostics::new(
+            SourceFile::new("t.yaml", text),
+            vec![Diagnostic::new(span, "too long")],
+        );
+        let shown = diagnostics.render(false);
+        assert!(shown.contains("t.yaml:1:7: too long"), "{shown}");
+        assert!(shown.len() < 1000);
     }
 }
