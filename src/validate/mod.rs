@@ -18,6 +18,8 @@ mod routes;
 mod values;
 
 #[cfg(test)]
+mod rendered;
+#[cfg(test)]
 mod testing;
 
 use crate::diagnostics::Diagnostic;
