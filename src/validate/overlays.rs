@@ -228,6 +228,23 @@ fn host_gw(cx: &Context, routing: &Sp<Routing>, out: &mut Vec<Diagnostic>) {
         let Some(net) = underlay.ok().map(|u| u.0) else {
             continue;
         };
+        // The other hosts route this pod_cidr via this underlay address.
+        if let Some(cidr) = &host.pod_cidr
+            && let Some(cidr_net) = cidr.ok().map(|c| c.0)
+            && cidr_net.addr().is_ipv4() != net.addr().is_ipv4()
+        {
+            out.push(
+                Diagnostic::new(
+                    cidr.span(),
+                    format!(
+                        "pod_cidr {cidr_net} of host `{name}` is not of the IP family of its underlay {}",
+                        net.addr()
+                    ),
+                )
+                .with_label("other family than the underlay")
+                .with_help("host-gw routes a host's pod_cidr via its underlay address: use one IP family for both"),
+            );
+        }
         match first {
             None => first = Some((name.as_str(), net)),
             Some((first_name, first_net)) => {
@@ -408,6 +425,12 @@ mod tests {
             at(&text, "192.168.2.12"),
         );
         assert!(problem.help.unwrap().contains("(192.168.1.0/24)"));
+        let text = GW.replace("10.244.2.0/24", "\"fd00:2::/64\"");
+        one(
+            &text,
+            "pod_cidr fd00:2::/64 of host `n2` is not of the IP family of its underlay 192.168.1.12",
+            at(&text, "\"fd00:2"),
+        );
         // Not routing host-gw: nothing of this is needed.
         valid("name: t\nhosts:\n  n1: {}\n");
     }
