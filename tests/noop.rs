@@ -6,17 +6,17 @@ mod common;
 mod support;
 
 use common::{Sandbox, assert_exit, assert_ok};
-use support::{Monitor, json, namespaces};
+use support::{Monitor, everywhere, json, settle};
 
 fn second_apply_writes_nothing(file: &str) {
     let Some(sandbox) = Sandbox::new() else {
         return;
     };
     assert_ok(&sandbox.netloom(&["apply", file]));
+    // What the kernel itself still does after a run is not netloom's.
+    settle(&sandbox);
 
-    let everywhere: Vec<String> = std::iter::once(String::new())
-        .chain(namespaces(&sandbox))
-        .collect();
+    let everywhere = everywhere(&sandbox);
     let monitor = Monitor::start(&sandbox, &everywhere);
     let again = sandbox.netloom(&["apply", "--output", "json", file]);
     let events = monitor.events(&sandbox);

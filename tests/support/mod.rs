@@ -191,6 +191,41 @@ pub struct Monitor {
 }
 
 const MONITOR_WAIT: Duration = Duration::from_secs(10);
+/// How long without an event counts as quiet: longer than linkwatch's
+/// one-second batching.
+const QUIET: Duration = Duration::from_millis(1200);
+const SETTLE_WAIT: Duration = Duration::from_secs(8);
+
+/// Every namespace of the sandbox, its own (`""`) first.
+pub fn everywhere(sandbox: &Sandbox) -> Vec<String> {
+    std::iter::once(String::new())
+        .chain(namespaces(sandbox))
+        .collect()
+}
+
+/// Waits until the kernel has finished what a run set off (see
+/// `Monitor::quiet`), so that snapshots compare what netloom did.
+pub fn settle(sandbox: &Sandbox) {
+    let deadline = Instant::now() + SETTLE_WAIT;
+    loop {
+        Monitor::start(sandbox, &everywhere(sandbox)).quiet();
+        // Duplicate address detection may still be waiting to send.
+        let tentative = everywhere(sandbox).iter().any(|ns| {
+            sandbox
+                .ip_json(&format!("{}addr show", ns_prefix(ns)))
+                .to_string()
+                .contains("\"tentative\":true")
+        });
+        if !tentative {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "addresses stay tentative: {}",
+            sandbox.sh("ip -br addr")
+        );
+    }
+}
 
 impl Monitor {
     pub fn start(sandbox: &Sandbox, namespaces: &[String]) -> Monitor {
@@ -210,11 +245,13 @@ impl Monitor {
                 ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .expect("ip monitor starts");
             let stdout = child.stdout.take().expect("piped");
+            let stderr = child.stderr.take().expect("piped");
             let (tx, rx) = channel();
+            let errors = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
@@ -223,51 +260,109 @@ impl Monitor {
                     }
                 }
             });
+            // A monitor that fails (e.g. ENOBUFS) says so among its events.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if errors.send(format!("ip monitor error: {line}")).is_err() {
+                        break;
+                    }
+                }
+            });
             monitor.children.push(child);
             monitor.lines.push(rx);
         }
-        // Subscribed once each has printed the opening marker.
-        monitor.mark(sandbox, 1);
-        for i in 0..namespaces.len() {
-            monitor.lines_until(i, "198.51.100.1");
+        // Subscribed once each has printed an opening marker. `ip monitor`
+        // subscribes a moment after it starts: mark again until it shows.
+        for (i, ns) in namespaces.iter().enumerate() {
+            let deadline = Instant::now() + MONITOR_WAIT;
+            for attempt in 10u8.. {
+                monitor.mark(sandbox, i, attempt);
+                let seen = Instant::now() + Duration::from_millis(300);
+                if monitor
+                    .lines_until(i, attempt, seen.min(deadline))
+                    .is_some()
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "ip monitor in {ns:?} never started"
+                );
+            }
         }
         monitor
     }
 
-    fn mark(&self, sandbox: &Sandbox, n: u8) {
-        for ns in &self.namespaces {
-            sandbox.sh(&format!(
-                "{} && {}",
-                marker(ns, n, "add"),
-                marker(ns, n, "del")
-            ));
-        }
+    fn mark(&self, sandbox: &Sandbox, i: usize, n: u8) {
+        let ns = &self.namespaces[i];
+        sandbox.sh(&format!(
+            "{} && {}",
+            marker(ns, n, "add"),
+            marker(ns, n, "del")
+        ));
     }
 
-    /// The lines of monitor `i` before the deletion of marker route
-    /// `needle` (whose addition is the last line returned).
-    fn lines_until(&self, i: usize, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + MONITOR_WAIT;
+    /// The lines of monitor `i` before the deletion of marker route `n`
+    /// (its addition among them), or None if it did not come by `deadline`.
+    fn lines_until(&self, i: usize, n: u8, deadline: Instant) -> Option<Vec<String>> {
+        let needle = format!("unreachable 198.51.100.{n} ");
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines[i].recv_timeout(left) {
-                Ok(line) if line.contains(needle) && line.starts_with("Deleted") => return seen,
+                Ok(line) if line.contains(&needle) && line.starts_with("Deleted") => {
+                    return Some(seen);
+                }
                 Ok(line) => seen.push(line),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => panic!(
-                    "ip monitor in {:?} never showed {needle}; saw {seen:#?}",
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "ip monitor in {:?} stopped; it said {seen:#?}",
                     self.namespaces[i]
                 ),
             }
         }
     }
 
-    /// Every event seen since `start`, as `namespace: line`.
+    /// Waits until the kernel has been quiet for QUIET in every watched
+    /// namespace, dropping what it said until then: after a run, the kernel
+    /// still finishes some work of its own for a while (linkwatch sets
+    /// operstate up to a second later, IPv6 adds link-local addresses
+    /// when carrier comes and ends duplicate address detection).
+    pub fn quiet(&self) {
+        let deadline = Instant::now() + SETTLE_WAIT;
+        let mut last = Instant::now();
+        let mut said = Vec::new();
+        while last.elapsed() < QUIET {
+            let mut any = false;
+            for rx in &self.lines {
+                while let Ok(line) = rx.try_recv() {
+                    said.push(line);
+                    any = true;
+                }
+            }
+            if any {
+                last = Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the kernel never went quiet: {said:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every event seen since `start` (or `quiet`), as `namespace: line`.
     pub fn events(mut self, sandbox: &Sandbox) -> Vec<String> {
-        self.mark(sandbox, 2);
+        const CLOSING: u8 = 2;
         let mut events = Vec::new();
         for i in 0..self.namespaces.len() {
-            let lines = self.lines_until(i, "198.51.100.2");
+            self.mark(sandbox, i, CLOSING);
+            let lines = self
+                .lines_until(i, CLOSING, Instant::now() + MONITOR_WAIT)
+                .unwrap_or_else(|| {
+                    panic!("ip monitor in {:?} missed the marker", self.namespaces[i])
+                });
             let ns = if self.namespaces[i].is_empty() {
                 "-"
             } else {
@@ -276,7 +371,7 @@ impl Monitor {
             events.extend(
                 lines
                     .into_iter()
-                    .filter(|l| !l.contains("198.51.100.2"))
+                    .filter(|l| !l.contains("unreachable 198.51.100.2 "))
                     .map(|l| format!("{ns}: {l}")),
             );
         }
