@@ -73,7 +73,9 @@ fn duplicates(cx: &Context, out: &mut Vec<Diagnostic>) {
 /// A host's pods and bridges take their addresses from its `pod_cidr`.
 /// Only addresses of the pod_cidr's family are checked: a pod_cidr is one
 /// network, and a dual-stack pod's other family has no range to fit in.
-/// Host interfaces and underlays are outside it by nature.
+/// Host interfaces and underlays are outside it by nature. The address
+/// must be inside, not its whole subnet: a pod may see a wider on-link
+/// network than its host's share of it.
 fn pod_cidrs(cx: &Context, out: &mut Vec<Diagnostic>) {
     let t = cx.t;
     let bridges = t.bridges.iter().map(|(key, b)| {

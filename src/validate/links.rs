@@ -133,6 +133,10 @@ fn created_once(cx: &Context, ends: &[End], out: &mut Vec<Diagnostic>) {
         }
     }
     for (name, host) in &t.hosts {
+        // The underlay interface is the underlay's alone: expand gives it
+        // only the `underlay` address, and a real host's is never modified,
+        // so an `interfaces` entry or a link end naming it is refused rather
+        // than silently ignored.
         let underlay = host.underlay.as_ref().map(|_| underlay_interface(host));
         for (ifname, settings) in &host.interfaces {
             if underlay == Some(ifname.as_str()) {

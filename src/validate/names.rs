@@ -283,6 +283,8 @@ fn sysctls(cx: &Context, pod: &Sp<String>, out: &mut Vec<Diagnostic>) {
                     && w.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             });
+        // A valid key may still be about an interface the pod lacks, which
+        // has no file in /proc/sys to write.
         if !valid {
             out.push(
                 Diagnostic::new(key.span, format!("`{key}` is not a namespaced `net.*` sysctl"))

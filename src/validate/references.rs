@@ -180,6 +180,8 @@ fn expectations(cx: &Context, out: &mut Vec<Diagnostic>) {
             Some((Some(&Ip(address)), span)) if !addresses.contains(&(to.as_str(), address)) => {
                 out.push(not_the_pods(span, address, to, pod));
             }
+            // Without `address`, the target is the pod's first address:
+            // a pod without one cannot be checked.
             None if !pod.interfaces.values().any(|i| !i.addresses.is_empty()) => out.push(
                 Diagnostic::new(to.span, format!("pod `{to}` has no address to reach"))
                     .with_label("no address")
