@@ -291,8 +291,9 @@ impl<'a> Index<'a> {
                 }));
             }
             Resource::Up { .. } => {
-                // Configure before bringing up.
-                for kind in [Kind::Mac, Kind::Mtu] {
+                // Configure before bringing up (a bridge port is made one
+                // before it first goes up: see kernel::link::LinkChange::Port).
+                for kind in [Kind::Mac, Kind::Mtu, Kind::Master] {
                     deps.insert(ResourceId::new(ns, kind, id.name.clone()));
                 }
             }

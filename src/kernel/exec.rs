@@ -38,12 +38,13 @@ impl Kernel {
         let name = id.name.as_str();
         let by_name = || LinkId::Name(name.to_string());
         match to {
-            Resource::Namespace => netns::create_netns(ns)
-                .await
-                .op(|| format!("create {}", namespace_label(ns))),
-            Resource::Sysctl { value } => sysctl::write_sysctls(ns, &[(name, value)])
-                .await
-                .op(|| format!("set sysctl {name}={value} in {}", namespace_label(ns))),
+            Resource::Namespace => self.create_namespace(ns).await,
+            Resource::Sysctl { value } => {
+                let (key, text) = (name.to_string(), value.clone());
+                self.run_in(ns, move || sysctl::write_here(&key, &text))
+                    .await
+                    .op(|| format!("set sysctl {name}={value} in {}", namespace_label(ns)))
+            }
             Resource::Link(kind) => self.create_link(ns, name, kind).await,
             Resource::Alias { alias } => {
                 self.change(ns, by_name(), LinkChange::Alias(alias.clone()))

@@ -232,11 +232,14 @@ pub enum LinkChange {
     Master(Option<u32>),
     /// An empty alias removes it.
     Alias(String),
-    /// IFLA_INET6_ADDR_GEN_MODE "none": the link gets no IPv6 link-local
-    /// address, so it sends no MLD reports, router solicitations or DAD
-    /// probes. Only effective before the link is first brought up, and
-    /// refused (EAFNOSUPPORT) inside a create request.
-    NoIpv6LinkLocal,
+    /// Enslave to a bridge as a port that carries no address: also
+    /// IFLA_INET6_ADDR_GEN_MODE "none", so the port gets no IPv6 link-local
+    /// address and sends no MLD reports, router solicitations or DAD probes
+    /// (which a bridge floods to every other port: with hundreds of ports,
+    /// the cost of each new one grows with their number). Only effective
+    /// before the link is first brought up; refused (EAFNOSUPPORT) when
+    /// the kernel has no IPv6.
+    Port(u32),
 }
 
 /// Changes one attribute of a link, like `ip link set`: RTM_NEWLINK without
@@ -251,10 +254,12 @@ pub async fn change_link(handle: &Handle, link: &LinkId, change: LinkChange) -> 
         LinkChange::Master(Some(master)) => builder.controller(*master),
         LinkChange::Master(None) => builder.nocontroller(),
         LinkChange::Alias(alias) => builder.alias(alias.clone()),
-        LinkChange::NoIpv6LinkLocal => {
-            builder.append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
-                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
-            )]))
+        LinkChange::Port(master) => {
+            builder
+                .controller(*master)
+                .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                    vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+                )]))
         }
     };
     handle

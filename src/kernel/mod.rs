@@ -12,6 +12,7 @@ pub mod nsid;
 pub mod qdisc;
 pub mod route;
 pub mod sysctl;
+pub mod worker;
 
 mod exec;
 mod observe;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use rtnetlink::Handle;
 use tokio::sync::OnceCell;
+use worker::Worker;
 
 pub use error::KernelError;
 use error::{Context, Result};
@@ -48,10 +50,18 @@ impl Scope {
     }
 }
 
-/// The kernel, as netloom talks to it: a netlink handle per namespace,
-/// opened on first use and kept, and the ifindex of every interface seen.
+/// A namespace netloom talks to: the thread that lives in it and the
+/// netlink handle opened there.
+struct Attached {
+    worker: Worker,
+    handle: Handle,
+}
+
+/// The kernel, as netloom talks to it: each namespace attached once (a
+/// worker thread and a netlink handle), and the ifindex of every interface
+/// seen.
 pub struct Kernel {
-    handles: Mutex<HashMap<String, Arc<OnceCell<Handle>>>>,
+    namespaces: Mutex<HashMap<String, Arc<OnceCell<Arc<Attached>>>>>,
     /// (namespace, interface name) -> ifindex, learnt from dumps and
     /// creations, so that a change costs one request, not a lookup too.
     indexes: Mutex<HashMap<(String, String), u32>>,
@@ -63,30 +73,67 @@ impl Kernel {
         // than the usual soft limit of 1024.
         netlink::raise_fd_limit().op(|| "raise the open-file limit".to_string())?;
         Ok(Kernel {
-            handles: Mutex::new(HashMap::new()),
+            namespaces: Mutex::new(HashMap::new()),
             indexes: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The handle of a namespace, opened once.
-    async fn handle(&self, ns: &str) -> Result<Handle> {
+    /// Opens the netlink socket on a namespace's worker.
+    async fn attach(worker: Worker) -> std::io::Result<Arc<Attached>> {
+        let runtime = tokio::runtime::Handle::current();
+        let (connection, handle) = worker.run(move || netlink::connect_here(&runtime)).await?;
+        tokio::spawn(connection);
+        Ok(Arc::new(Attached { worker, handle }))
+    }
+
+    /// An existing namespace, attached on first use.
+    async fn attached(&self, ns: &str) -> Result<Arc<Attached>> {
         let cell = self
-            .handles
+            .namespaces
             .lock()
-            .expect("handles lock")
+            .expect("namespaces lock")
             .entry(ns.to_string())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| netlink::connect(ns))
+        cell.get_or_try_init(|| async { Kernel::attach(Worker::enter(ns).await?).await })
             .await
             .cloned()
             .op(|| format!("open netlink in {}", namespace_label(ns)))
     }
 
-    /// Closes a namespace's handle, so that deleting the namespace really
-    /// frees it (an open socket keeps it alive).
+    /// The netlink handle of a namespace.
+    async fn handle(&self, ns: &str) -> Result<Handle> {
+        Ok(self.attached(ns).await?.handle.clone())
+    }
+
+    /// Creates a named namespace; its creator stays in it as its worker.
+    async fn create_namespace(&self, ns: &str) -> Result<()> {
+        let attached = async { Kernel::attach(Worker::create(ns).await?).await }
+            .await
+            .op(|| format!("create {}", namespace_label(ns)))?;
+        let cell = Arc::new(OnceCell::new_with(Some(attached)));
+        self.namespaces
+            .lock()
+            .expect("namespaces lock")
+            .insert(ns.to_string(), cell);
+        Ok(())
+    }
+
+    /// Runs `job` inside a namespace, on its worker.
+    async fn run_in<T: Send + 'static>(
+        &self,
+        ns: &str,
+        job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let attached = self.attached(ns).await.map_err(|e| e.source)?;
+        attached.worker.run(job).await
+    }
+
+    /// Lets go of a namespace (its worker ends, its socket closes), so that
+    /// deleting it really frees it.
     fn forget(&self, ns: &str) {
-        self.handles.lock().expect("handles lock").remove(ns);
+        let forgotten = self.namespaces.lock().expect("namespaces lock").remove(ns);
+        drop(forgotten);
         self.indexes
             .lock()
             .expect("indexes lock")

@@ -13,8 +13,6 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::Handle;
 
-use super::netns::{NetnsGuard, on_dedicated_thread};
-
 /// Raises the soft RLIMIT_NOFILE to the hard limit and returns it: every
 /// namespace handle holds a netlink socket, and thousands of pods need
 /// thousands of descriptors.
@@ -25,28 +23,23 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(hard)
 }
 
-/// Opens an rtnetlink connection inside namespace `ns` (`""`: the namespace
-/// the process runs in) and spawns its connection task on the current tokio
-/// runtime. Every request made through the returned handle acts in `ns`.
-/// Dropping every clone of the handle closes the socket, which releases the
-/// namespace.
+/// Opens an rtnetlink connection in the calling thread's namespace (a
+/// namespace worker's), registered with the given tokio runtime. The caller
+/// spawns the connection task; every request made through the handle acts
+/// in that namespace, and dropping every clone of it closes the socket.
 ///
 /// The socket has `NETLINK_GET_STRICT_CHK` on: the kernel rejects unknown
 /// attributes in requests and filters dumps by the header fields it is given
 /// (route table, fdb port), like iproute2 does.
-pub async fn connect(ns: &str) -> io::Result<Handle> {
-    let runtime = tokio::runtime::Handle::current();
-    let ns = ns.to_owned();
-    let (connection, handle) = on_dedicated_thread(move || {
-        let _runtime = runtime.enter();
-        let _netns = NetnsGuard::enter(&ns)?;
-        let (connection, handle, _unsolicited) = rtnetlink::new_connection_with_strict_check()?;
-        Ok((connection, handle))
-    })
-    .await?;
-    tokio::spawn(connection);
-    Ok(handle)
+pub fn connect_here(runtime: &tokio::runtime::Handle) -> io::Result<(Connection, Handle)> {
+    // The socket registers with the reactor of the runtime entered here.
+    let _runtime = runtime.enter();
+    let (connection, handle, _unsolicited) = rtnetlink::new_connection_with_strict_check()?;
+    Ok((connection, handle))
 }
+
+/// The task that drives one namespace's netlink socket.
+pub type Connection = rtnetlink::proto::Connection<RouteNetlinkMessage>;
 
 /// Sends one request with the given netlink flags and collects what the
 /// kernel answers: nothing for an acknowledged write, the entries of a dump,

@@ -1,10 +1,9 @@
-//! Named network namespaces under /run/netns, as `ip netns` keeps them, and
-//! the dedicated threads that enter them.
+//! Named network namespaces under /run/netns, as `ip netns` keeps them.
 //!
 //! `setns`/`unshare(CLONE_NEWNET)` change the namespace of the calling
-//! *thread* only. They therefore run on a fresh OS thread (never a tokio
-//! worker), inside a [`NetnsGuard`] that returns the thread to its original
-//! namespace, and the thread ends right after.
+//! *thread* only: they run on a namespace's own worker thread (see
+//! `worker`), which never goes back and ends when the namespace is
+//! forgotten.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -23,8 +22,8 @@ use nix::{
 /// Where named namespaces live (the directory `ip netns` uses).
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
-/// The network namespace of the calling thread. Always `thread-self`: after
-/// a `setns` on this thread, `/proc/self` would still name the main thread's.
+/// The network namespace of the calling thread. Always `thread-self`:
+/// `/proc/self` names the main thread's.
 const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 
 /// The network namespace the process runs in: that of its main thread,
@@ -55,58 +54,13 @@ pub fn list_netns() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Runs `f` on a new dedicated OS thread and awaits its result without
-/// blocking the async runtime. The thread may change namespace; it ends
-/// when `f` returns.
-pub async fn on_dedicated_thread<T, F>(f: F) -> io::Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> io::Result<T> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("netns".into())
-        .spawn(move || {
-            // The receiver only goes away if the caller was cancelled.
-            let _ = tx.send(f());
-        })?;
-    rx.await
-        .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")))
-}
-
-/// While alive, the calling thread is in another network namespace; on drop
-/// it goes back to the one it was in before.
-pub struct NetnsGuard {
-    original: File,
-}
-
-impl NetnsGuard {
-    /// Moves the calling thread into the namespace `name` (`""`: stay).
-    pub fn enter(name: &str) -> io::Result<Self> {
-        let original = File::open(THREAD_NETNS)?;
-        if !name.is_empty() {
-            setns(open_netns(name)?, CloneFlags::CLONE_NEWNET)?;
-        }
-        Ok(Self { original })
+/// Moves the calling thread into namespace `name` for good (`""`: stays
+/// in the process's namespace).
+pub fn enter_here(name: &str) -> io::Result<()> {
+    if !name.is_empty() {
+        setns(open_netns(name)?, CloneFlags::CLONE_NEWNET)?;
     }
-
-    /// Moves the calling thread into a brand new, empty namespace.
-    fn unshare() -> io::Result<Self> {
-        let original = File::open(THREAD_NETNS)?;
-        unshare(CloneFlags::CLONE_NEWNET)?;
-        Ok(Self { original })
-    }
-}
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        // Cannot fail for a namespace we were in a moment ago; were it to,
-        // the thread is a dedicated one that ends right after, so nothing
-        // else would ever run in the wrong namespace.
-        if let Err(e) = setns(&self.original, CloneFlags::CLONE_NEWNET) {
-            eprintln!("netns: cannot return thread to its namespace: {e}");
-        }
-    }
+    Ok(())
 }
 
 /// Makes `dir` a mount point with shared propagation, as iproute2 does for
@@ -165,35 +119,32 @@ fn check_name(name: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates the named namespace `name`, like `ip netns add NAME` but without
-/// forking: on a dedicated thread, create the empty file /run/netns/NAME,
-/// `unshare(CLONE_NEWNET)`, bind-mount the thread's new namespace onto the
-/// file, and return the thread to its namespace. EEXIST if the name is taken.
-pub async fn create_netns(name: &str) -> io::Result<()> {
+/// Creates the named namespace `name` and moves the calling thread into
+/// it for good, like `ip netns add NAME` without forking: create the empty
+/// file /run/netns/NAME, `unshare(CLONE_NEWNET)`, bind-mount the thread's
+/// new namespace onto the file. EEXIST if the name is taken.
+pub fn create_here(name: &str) -> io::Result<()> {
     check_name(name)?;
     let path = netns_path(name);
-    on_dedicated_thread(move || {
-        prepare_run_dir()?;
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o000)
-            .open(&path)?;
-        let pinned = NetnsGuard::unshare().and_then(|_guard| {
-            Ok(mount(
-                Some(THREAD_NETNS),
-                &path,
-                Some("none"),
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )?)
-        });
-        if pinned.is_err() {
-            let _ = fs::remove_file(&path);
-        }
-        pinned
-    })
-    .await
+    prepare_run_dir()?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(&path)?;
+    let pinned = unshare(CloneFlags::CLONE_NEWNET).and_then(|()| {
+        mount(
+            Some(THREAD_NETNS),
+            &path,
+            Some("none"),
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    });
+    if pinned.is_err() {
+        let _ = fs::remove_file(&path);
+    }
+    Ok(pinned?)
 }
 
 /// Deletes the named namespace, like `ip netns delete NAME`: lazy unmount,

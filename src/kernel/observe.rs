@@ -84,7 +84,7 @@ impl Kernel {
         let sysctls = if keys.is_empty() {
             Vec::new()
         } else {
-            sysctl::read_sysctls(ns, &keys)
+            self.run_in(ns, move || sysctl::read_here(&keys))
                 .await
                 .op(|| format!("read sysctls in {}", namespace_label(ns)))?
         };
