@@ -317,9 +317,28 @@ impl<'a> Index<'a> {
                     deps.extend(self.creator(ns, ifname));
                 }
             }
+            Resource::Address { ifname, .. } => deps.extend(self.address_settings(ns, ifname)),
             _ => {}
         }
         deps
+    }
+
+    /// Sysctls that decide whether and how an address on `ifname` can be
+    /// added or removed (`conf.all.*` and `conf.<ifname>.*`: e.g.
+    /// `disable_ipv6`, `promote_secondaries`): they are set first, also
+    /// when they change in the same run as the address.
+    fn address_settings(&self, ns: &str, ifname: &str) -> Vec<ResourceId> {
+        let all_or_own = |key: &str| {
+            ["net.ipv4.conf.", "net.ipv6.conf."].iter().any(|prefix| {
+                key.strip_prefix(prefix)
+                    .and_then(|rest| rest.split_once('.'))
+                    .is_some_and(|(scope, _)| scope == "all" || scope == ifname)
+            })
+        };
+        self.in_namespace(ns)
+            .filter(|(id, _)| id.kind == Kind::Sysctl && all_or_own(&id.name))
+            .map(|(id, _)| (*id).clone())
+            .collect()
     }
 
     fn is_bridge(&self, ns: &str, ifname: &str) -> bool {
@@ -437,6 +456,24 @@ mod tests {
             Resource::Sysctl { value: "1".into() },
         );
         assert!(Graph::new(&cyclic).order().is_ok());
+    }
+
+    #[test]
+    fn addresses_wait_for_the_sysctls_that_govern_them() {
+        let text = "name: t\npods:\n  a:\n    interfaces: { eth0: { addresses: [\"fd00::1/64\"] }, eth1: {} }\n    sysctls:\n      net.ipv6.conf.all.disable_ipv6: \"0\"\n      net.ipv6.conf.eth0.disable_ipv6: \"0\"\n      net.ipv6.conf.eth1.disable_ipv6: \"0\"\n      net.ipv4.ip_forward: \"1\"\nlinks:\n  - endpoints: [a:eth0, a:eth1]\n";
+        let spec = crate::load::parse(&SourceFile::new("t.yaml", text)).unwrap();
+        let graph = Graph::new(&expand(&spec, &Mode::Lab).resources);
+        let address = ResourceId::new("a", Kind::Address, "eth0 fd00::1/64");
+        let deps: Vec<String> = graph
+            .dependencies(&address)
+            .filter(|id| id.kind == Kind::Sysctl)
+            .map(|id| id.name.clone())
+            .collect();
+        assert!(deps.contains(&"net.ipv6.conf.all.disable_ipv6".to_string()));
+        assert!(deps.contains(&"net.ipv6.conf.eth0.disable_ipv6".to_string()));
+        assert!(!deps.contains(&"net.ipv6.conf.eth1.disable_ipv6".to_string()));
+        assert!(!deps.contains(&"net.ipv4.ip_forward".to_string()));
+        assert!(graph.order().is_ok());
     }
 
     #[test]
