@@ -54,7 +54,10 @@ fn explain(errno: i32, source: &io::Error) -> String {
         libc::ERANGE => "a value is out of range (e.g. an interface name over 15 bytes)",
         libc::ENETUNREACH => "the gateway is not reachable from any interface",
         libc::ENOTCONN => "the device cannot be brought up yet",
-        libc::EPERM | libc::EACCES => "permission denied (needs CAP_NET_ADMIN)",
+        libc::EPERM => "permission denied (needs CAP_NET_ADMIN)",
+        // Root gets EACCES from netlink when the object's own settings
+        // forbid the change, not for lack of a capability (that is EPERM).
+        libc::EACCES => "refused by the interface's settings (e.g. IPv6 disabled on it)",
         libc::EOPNOTSUPP => "not supported by this kernel or device",
         _ => return source.to_string(),
     };
@@ -132,6 +135,15 @@ mod tests {
             err.to_string()
                 .starts_with("set mtu of ifindex 99: no such interface")
         );
+    }
+
+    #[test]
+    fn eacces_is_not_called_a_missing_capability() {
+        let err = Err::<(), _>(netlink_error(libc::EACCES))
+            .op(|| "add address fd00::1/64 to ifindex 2".into())
+            .unwrap_err();
+        assert!(!err.to_string().contains("CAP_NET_ADMIN"), "{err}");
+        assert!(err.to_string().contains("IPv6 disabled"), "{err}");
     }
 
     #[test]
