@@ -29,6 +29,14 @@ pub enum EngineError {
     State(#[from] StateError),
     #[error("host `{0}` is not in the file")]
     UnknownHost(String),
+    #[error(
+        "this machine is not host `{host}` of the file: its underlay should be {wanted}, but {found} (the underlay is never changed; check --host)"
+    )]
+    WrongHost {
+        host: String,
+        wanted: String,
+        found: String,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -84,7 +92,9 @@ impl Engine {
     }
 
     /// Desired state of a topology in this run's mode. In host mode the
-    /// underlay's MTU is read first (overlay MTUs follow it).
+    /// underlay is read first: it must be there with the file's address
+    /// (else this is not the machine the file calls `--host`), and overlay
+    /// MTUs follow its MTU.
     async fn desired(&self, topology: &Topology) -> Result<Desired, EngineError> {
         let Mode::Host { name, .. } = &self.options.mode else {
             return Ok(model::expand(topology, &self.options.mode));
@@ -93,8 +103,36 @@ impl Engine {
             .hosts
             .get(name.as_str())
             .ok_or_else(|| EngineError::UnknownHost(name.clone()))?;
-        let underlay = model::expand::underlay_interface(host);
-        let underlay_mtu = self.kernel.link_mtu("", underlay).await?;
+        let ifname = model::expand::underlay_interface(host);
+        let underlay = self.kernel.interface("", ifname).await?;
+        let wanted = host.underlay.as_ref().and_then(|u| u.ok()).map(|u| u.0);
+        if let Some(wanted) = wanted {
+            let found = match &underlay {
+                None => format!("there is no interface {ifname}"),
+                Some(interface) if !interface.addresses.contains(&wanted) => format!(
+                    "{ifname} has {}",
+                    if interface.addresses.is_empty() {
+                        "no address".to_string()
+                    } else {
+                        interface
+                            .addresses
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+                Some(_) => String::new(),
+            };
+            if !found.is_empty() {
+                return Err(EngineError::WrongHost {
+                    host: name.clone(),
+                    wanted: format!("{wanted} on {ifname}"),
+                    found,
+                });
+            }
+        }
+        let underlay_mtu = underlay.map(|interface| interface.mtu);
         let mode = Mode::Host {
             name: name.clone(),
             underlay_mtu,
@@ -167,16 +205,19 @@ impl Engine {
         dry_run: bool,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
-        let (name, file_scope) = match topology {
+        // From the file: what it places on this machine, and what the
+        // record says was made. From a name alone: also every namespace
+        // carrying the topology's mark (the record may be gone).
+        let (name, scope) = match topology {
             DestroyTarget::File(topology) => {
                 let desired = self.desired(topology).await?;
-                let scope = scope_of(&desired, None);
-                (desired.topology, scope)
+                (desired.topology.clone(), scope_of(&desired, None))
             }
-            DestroyTarget::Name(name) => (name.to_string(), Scope::default()),
+            DestroyTarget::Name(name) => {
+                let marked = self.kernel.namespaces_marked_by(name).await?;
+                (name.to_string(), Scope::namespaces(marked))
+            }
         };
-        let marked = self.kernel.namespaces_marked_by(&name).await?;
-        let scope = file_scope.merge(Scope::namespaces(marked));
         let records = self.state.records()?;
         let restore: Resources = records
             .get(&name)

@@ -55,7 +55,33 @@ pub struct Record {
     pub created: BTreeSet<ResourceId>,
     /// Sysctls of namespaces netloom did not create, with the value they
     /// had before netloom first set them.
+    #[serde(with = "as_pairs")]
     pub replaced: BTreeMap<ResourceId, String>,
+}
+
+/// JSON object keys are strings: a map keyed by id is kept as a list of
+/// `[id, value]` pairs.
+mod as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::model::ResourceId;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<ResourceId, String>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<ResourceId, String>, D::Error> {
+        Ok(Vec::<(ResourceId, String)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
 }
 
 impl Record {
@@ -429,6 +455,21 @@ mod tests {
         );
         drop(held);
         assert!(state.lock(Duration::from_millis(100)).is_ok());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn records_survive_a_round_trip() {
+        let dir = temp_dir("round-trip");
+        let state = StateDir::new(&dir);
+        let mut record = Record::new("lab");
+        record.created.insert(ResourceId::link("", "br0"));
+        record.replaced.insert(
+            ResourceId::new("", Kind::Sysctl, "net.ipv4.ip_forward"),
+            "0".into(),
+        );
+        state.save(&record).unwrap();
+        assert_eq!(state.records().unwrap().get("lab"), Some(&record));
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -178,11 +178,27 @@ impl Kernel {
         }
     }
 
-    /// The MTU of an interface of a namespace, if it exists.
-    pub async fn link_mtu(&self, ns: &str, ifname: &str) -> Result<Option<u32>> {
+    /// An interface of a namespace that netloom only reads (a real host's
+    /// underlay), if it exists.
+    pub async fn interface(&self, ns: &str, ifname: &str) -> Result<Option<Interface>> {
         let handle = self.handle(ns).await?;
-        let links = link::dump_links(&handle).await?;
-        Ok(links.into_iter().find(|l| l.name == ifname).map(|l| l.mtu))
+        let Some(link) = link::dump_links(&handle)
+            .await?
+            .into_iter()
+            .find(|l| l.name == ifname)
+        else {
+            return Ok(None);
+        };
+        let addresses = addr::dump_addresses(&handle)
+            .await?
+            .into_iter()
+            .filter(|a| a.address.index == link.index)
+            .filter_map(|a| ipnet::IpNet::new(a.address.ip, a.address.prefix_len).ok())
+            .collect();
+        Ok(Some(Interface {
+            mtu: link.mtu,
+            addresses,
+        }))
     }
 
     /// Named namespaces whose loopback carries this topology's mark.
@@ -239,6 +255,12 @@ impl Kernel {
         }
         Ok(())
     }
+}
+
+/// What netloom reads of an interface it does not manage.
+pub struct Interface {
+    pub mtu: u32,
+    pub addresses: Vec<ipnet::IpNet>,
 }
 
 /// How a namespace is named in messages.
