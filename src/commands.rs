@@ -88,7 +88,10 @@ pub fn plan(
         Output::Json => println!("{:#}", report::plan_json(&topology.name, plan)),
         Output::Human => {
             print!("{}", report::plan_text(&topology.name, plan));
-            eprint!("{}", report::conflicts_text(&plan.conflicts));
+            eprint!(
+                "{}",
+                report::conflicts_text(&plan.conflicts, report::PLAN_BLOCKED)
+            );
         }
     }
     if !plan.conflicts.is_empty() {
@@ -157,7 +160,10 @@ fn finish_run(
             Output::Json => println!("{:#}", report::plan_json(topology, &run.plan)),
             Output::Human => {
                 print!("{}", report::plan_text(topology, &run.plan));
-                eprint!("{}", report::conflicts_text(&run.plan.conflicts));
+                eprint!(
+                    "{}",
+                    report::conflicts_text(&run.plan.conflicts, report::PLAN_BLOCKED)
+                );
             }
         }
         return if run.plan.conflicts.is_empty() {

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use crate::apply::{Execution, ObjectStatus, State};
+use crate::model::{Kind, ResourceId};
 use crate::plan::{Action, Change, Conflict, Plan};
 
 fn sign(action: Action) -> char {
@@ -45,8 +46,8 @@ pub fn plan_text(topology: &str, plan: &Plan) -> String {
     out
 }
 
-/// Conflicts for people (stderr).
-pub fn conflicts_text(conflicts: &[Conflict]) -> String {
+/// Conflicts for people (stderr), and what they mean for this command.
+pub fn conflicts_text(conflicts: &[Conflict], consequence: &str) -> String {
     let mut out = String::new();
     for conflict in conflicts {
         let _ = writeln!(
@@ -57,17 +58,25 @@ pub fn conflicts_text(conflicts: &[Conflict]) -> String {
         );
     }
     if !conflicts.is_empty() {
-        let _ = writeln!(out, "nothing was changed");
+        let _ = writeln!(out, "{consequence}");
     }
     out
 }
+
+/// Said after the conflicts of a plan (nothing runs).
+pub const PLAN_BLOCKED: &str = "apply would stop here, before changing anything";
+/// Said after the conflicts that stopped an apply.
+pub const NOTHING_CHANGED: &str = "nothing was changed";
 
 /// The outcome of `apply` or `destroy` for people: the summary on
 /// stdout, and on failure what was and was not done on stderr.
 pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, String) {
     let plan = &run.plan;
     if !plan.conflicts.is_empty() {
-        return (String::new(), conflicts_text(&plan.conflicts));
+        return (
+            String::new(),
+            conflicts_text(&plan.conflicts, NOTHING_CHANGED),
+        );
     }
     if plan.is_empty() {
         return (
@@ -116,12 +125,20 @@ pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, S
     (out, err)
 }
 
+/// The `name` of an object in JSON: a namespace is named by itself.
+fn object_name(id: &ResourceId) -> &str {
+    match id.kind {
+        Kind::Namespace => &id.ns,
+        _ => &id.name,
+    }
+}
+
 fn change_json(change: &Change, done: Option<bool>) -> Value {
     let mut value = json!({
         "action": change.action,
         "kind": change.id.kind,
         "namespace": change.id.ns,
-        "name": change.id.name,
+        "name": object_name(&change.id),
     });
     if let Some(from) = &change.from {
         value["from"] = json!(from.describe());
@@ -139,7 +156,7 @@ fn conflict_json(conflict: &Conflict) -> Value {
     json!({
         "kind": conflict.id.kind,
         "namespace": conflict.id.ns,
-        "name": conflict.id.name,
+        "name": object_name(&conflict.id),
         "owner": conflict.owner,
         "live": conflict.live.describe(),
         "message": conflict.message(),
@@ -237,7 +254,7 @@ pub fn status_json(topology: &str, statuses: &[ObjectStatus], conflicts: &[Confl
             let mut value = json!({
                 "kind": s.id.kind,
                 "namespace": s.id.ns,
-                "name": s.id.name,
+                "name": object_name(&s.id),
                 "state": s.state,
             });
             if let Some(want) = &s.desired {
