@@ -35,6 +35,15 @@ pub fn netns_path(name: &str) -> PathBuf {
     Path::new(NETNS_RUN_DIR).join(name)
 }
 
+/// Whether `/run/netns/NAME` pins a namespace. A run killed between
+/// creating the file and bind-mounting the namespace onto it leaves an
+/// empty file behind: that is no namespace (it cannot be entered), and
+/// creating the namespace replaces it.
+pub fn netns_exists(name: &str) -> bool {
+    nix::sys::statfs::statfs(&netns_path(name))
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
 /// Opens a namespace by name; `""` is the namespace the process runs in.
 pub fn open_netns(name: &str) -> io::Result<File> {
     if name.is_empty() {
@@ -127,11 +136,23 @@ pub fn create_here(name: &str) -> io::Result<()> {
     check_name(name)?;
     let path = netns_path(name);
     prepare_run_dir()?;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o000)
-        .open(&path)?;
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o000)
+            .open(&path)
+    };
+    match create() {
+        // The empty file of a creation that was killed half way.
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && !netns_exists(name) => {
+            fs::remove_file(&path)?;
+            create()?;
+        }
+        other => {
+            other?;
+        }
+    }
     let pinned = unshare(CloneFlags::CLONE_NEWNET).and_then(|()| {
         mount(
             Some(THREAD_NETNS),

@@ -47,7 +47,7 @@ impl Kernel {
         let present: Vec<(&String, &BTreeSet<String>)> = scope
             .namespaces
             .iter()
-            .filter(|(ns, _)| ns.is_empty() || netns::netns_path(ns).exists())
+            .filter(|(ns, _)| ns.is_empty() || netns::netns_exists(ns))
             .collect();
         let views: Vec<View> = stream::iter(present)
             .map(|(ns, keys)| self.view(ns, keys))
