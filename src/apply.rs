@@ -278,13 +278,13 @@ impl Engine {
         let _lock = self.state.lock(self.options.lock_timeout)?;
         let topology = desired.topology.clone();
         let owned_namespaces: BTreeSet<String> = desired.namespaces().map(String::from).collect();
-        let mut records = self.state.records()?;
+        let records = self.state.records()?;
         let recorded_namespaces = recorded_namespaces(records.get(&topology));
         let all_owned: BTreeSet<String> = owned_namespaces
             .union(&recorded_namespaces)
             .cloned()
             .collect();
-        self.state.recover(&mut records, &topology, &all_owned)?;
+        self.state.recover(&records, &topology)?;
         let snapshot = self.snapshot(desired, records, extra_scope.clone()).await?;
         let plan = snapshot.plan.clone();
         if dry_run || !plan.conflicts.is_empty() || plan.is_empty() {

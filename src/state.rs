@@ -219,7 +219,9 @@ impl StateDir {
         self.path.join(format!("{topology}.journal"))
     }
 
-    /// Every topology's record. A missing state dir has none.
+    /// Every topology's record, with any journal a killed run left behind
+    /// folded in (in memory: `recover` makes it stick). A missing state
+    /// dir has none.
     pub fn records(&self) -> Result<Records, StateError> {
         let mut records = Records::default();
         let entries = match fs::read_dir(&self.path) {
@@ -227,12 +229,27 @@ impl StateDir {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(records),
             Err(err) => return Err(io_error(&self.path)(err)),
         };
+        let mut journals = Vec::new();
         for entry in entries {
             let path = entry.map_err(io_error(&self.path))?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let record = read_record(&path)?;
-                records.by_topology.insert(record.topology.clone(), record);
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => {
+                    let record = read_record(&path)?;
+                    records.by_topology.insert(record.topology.clone(), record);
+                }
+                Some("journal") => journals.push(path),
+                _ => {}
             }
+        }
+        for path in journals {
+            let Some(topology) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let record = records
+                .by_topology
+                .entry(topology.to_string())
+                .or_insert_with(|| Record::new(topology));
+            fold_journal(&path, record)?;
         }
         Ok(records)
     }
@@ -253,36 +270,17 @@ impl StateDir {
         fs::rename(&partial, &path).map_err(io_error(&path))
     }
 
-    /// Folds a journal a killed run left behind into the record, so that
-    /// what it may have created is still known to be this topology's.
-    pub fn recover(
-        &self,
-        records: &mut Records,
-        topology: &str,
-        owned_namespaces: &BTreeSet<String>,
-    ) -> Result<(), StateError> {
+    /// Makes a killed run's journal part of the record (already folded
+    /// into `records` by `records()`), so that what it may have created is
+    /// known to be this topology's for good; then drops the journal.
+    pub fn recover(&self, records: &Records, topology: &str) -> Result<(), StateError> {
         let path = self.journal_path(topology);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(io_error(&path)(err)),
-        };
-        let record = records
-            .by_topology
-            .entry(topology.to_string())
-            .or_insert_with(|| Record::new(topology));
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(io_error(&path))?;
-            // The last line may be cut short by the kill: skip it.
-            if let Ok(change) = serde_json::from_str::<JournalEntry>(&line) {
-                let change = change.into_change();
-                // A delete may not have happened: keep claiming the object.
-                if change.action != Action::Delete {
-                    record.note(&change, owned_namespaces);
-                }
-            }
+        if !path.exists() {
+            return Ok(());
         }
-        self.save(record)?;
+        if let Some(record) = records.get(topology) {
+            self.save(record)?;
+        }
         fs::remove_file(&path).map_err(io_error(&path))
     }
 
@@ -297,6 +295,26 @@ impl StateDir {
             .map_err(io_error(&path))?;
         Ok(Journal { file, path })
     }
+}
+
+/// Takes note of every change a journal logged. Each may or may not have
+/// happened: a create is claimed (the object may exist, unmarked), a
+/// delete is not trusted (the object may still be there).
+fn fold_journal(path: &Path, record: &mut Record) -> Result<(), StateError> {
+    let file = File::open(path).map_err(io_error(path))?;
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(io_error(path))?;
+        // The last line may be cut short by the kill: skip it.
+        if let Ok(entry) = serde_json::from_str::<JournalEntry>(&line) {
+            let change = entry.into_change();
+            if change.action != Action::Delete {
+                // Inside a namespace the topology made, a link is its
+                // anyway; recording it too is harmless.
+                record.note(&change, &BTreeSet::new());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_record(path: &Path) -> Result<Record, StateError> {
@@ -397,12 +415,11 @@ mod tests {
             // A line cut short by kill -9.
             journal.file.write_all(b"{\"action\":\"cre").unwrap();
         }
-        let mut records = state.records().unwrap();
-        assert!(records.get("lab").is_none());
-        state
-            .recover(&mut records, "lab", &BTreeSet::new())
-            .unwrap();
+        // Read-only commands (plan, status) already see the claim.
+        let records = state.records().unwrap();
         assert_eq!(records.creator_of(&bridge), Some("lab"));
+        assert!(dir.join("lab.journal").exists());
+        state.recover(&records, "lab").unwrap();
         assert_eq!(
             records.creator_of(&ResourceId::namespace("web")),
             Some("lab")
