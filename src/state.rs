@@ -302,15 +302,24 @@ impl StateDir {
 /// delete is not trusted (the object may still be there).
 fn fold_journal(path: &Path, record: &mut Record) -> Result<(), StateError> {
     let file = File::open(path).map_err(io_error(path))?;
+    // A sysctl changed in a namespace the topology made (by an earlier run
+    // or by this journal's) replaced nothing worth restoring on destroy.
+    let mut made: BTreeSet<String> = record
+        .created
+        .iter()
+        .filter(|id| id.kind == Kind::Namespace)
+        .map(|id| id.ns.clone())
+        .collect();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(io_error(path))?;
         // The last line may be cut short by the kill: skip it.
         if let Ok(entry) = serde_json::from_str::<JournalEntry>(&line) {
             let change = entry.into_change();
             if change.action != Action::Delete {
-                // Inside a namespace the topology made, a link is its
-                // anyway; recording it too is harmless.
-                record.note(&change, &BTreeSet::new());
+                if change.action == Action::Create && change.id.kind == Kind::Namespace {
+                    made.insert(change.id.ns.clone());
+                }
+                record.note(&change, &made);
             }
         }
     }
@@ -394,6 +403,45 @@ mod tests {
             to: Some(to),
             takes_along: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_killed_runs_sysctls_in_its_own_namespaces_are_not_restored() {
+        let dir = temp_dir("own-sysctls");
+        let state = StateDir::new(&dir);
+        let made = ResourceId::namespace("web");
+        let sysctl = |ns: &str| ResourceId::new(ns, Kind::Sysctl, "net.ipv4.ip_forward");
+        let update = |ns: &str| Change {
+            action: Action::Update,
+            id: sysctl(ns),
+            from: Some(Resource::Sysctl { value: "0".into() }),
+            to: Some(Resource::Sysctl { value: "1".into() }),
+            takes_along: Vec::new(),
+        };
+        {
+            // One killed run made `web`; the next changed its sysctl and
+            // one of the machine's own namespace, and was killed too.
+            let mut journal = state.journal("lab").unwrap();
+            journal
+                .log(&create(made.clone(), Resource::Namespace))
+                .unwrap();
+        }
+        let records = state.records().unwrap();
+        state.recover(&records, "lab").unwrap();
+        {
+            let mut journal = state.journal("lab").unwrap();
+            journal.log(&update("web")).unwrap();
+            journal.log(&update("")).unwrap();
+        }
+        let records = state.records().unwrap();
+        let record = records.get("lab").unwrap();
+        assert!(record.created.contains(&made));
+        assert_eq!(
+            record.replaced.keys().collect::<Vec<_>>(),
+            [&sysctl("")],
+            "only the machine's own sysctl is restored on destroy"
+        );
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
