@@ -218,24 +218,20 @@ impl Engine {
                 (name.to_string(), Scope::namespaces(marked))
             }
         };
+        // Restore the values replaced in namespaces that stay (those this
+        // topology made go away with their sysctls).
         let records = self.state.records()?;
+        let made = recorded_namespaces(records.get(&name));
         let restore: Resources = records
             .get(&name)
-            .map(|record| {
-                record
-                    .replaced
-                    .iter()
-                    .map(|(id, value)| {
-                        (
-                            id.clone(),
-                            Resource::Sysctl {
-                                value: value.clone(),
-                            },
-                        )
-                    })
-                    .collect()
+            .into_iter()
+            .flat_map(|record| &record.replaced)
+            .filter(|(id, _)| !made.contains(&id.ns))
+            .map(|(id, value)| {
+                let value = value.clone();
+                (id.clone(), Resource::Sysctl { value })
             })
-            .unwrap_or_default();
+            .collect();
         let desired = Desired {
             topology: name,
             resources: restore,

@@ -20,6 +20,8 @@ pub struct Observed {
     pub resources: Resources,
     /// The `protocol` of every observed route.
     pub route_protocols: BTreeMap<ResourceId, u8>,
+    /// (namespace, alternative name) -> the interface's name.
+    pub alt_names: BTreeMap<(String, String), String>,
 }
 
 /// Who an observed object belongs to.
@@ -63,6 +65,8 @@ pub struct Conflict {
     pub id: ResourceId,
     pub owner: Owner,
     pub live: Resource,
+    /// How it is in the way, when that is not by its own id.
+    pub note: Option<String>,
 }
 
 impl Conflict {
@@ -71,8 +75,13 @@ impl Conflict {
             Owner::Other(topology) => format!("topology `{topology}`"),
             _ => "nobody (it is not netloom's)".to_string(),
         };
+        let note = self
+            .note
+            .as_ref()
+            .map(|n| format!(" and {n}"))
+            .unwrap_or_default();
         format!(
-            "{} already exists ({}), owned by {whose}",
+            "{} already exists ({}){note}, owned by {whose}",
             self.id,
             self.live.describe()
         )
@@ -80,6 +89,10 @@ impl Conflict {
 
     pub fn help(&self) -> &'static str {
         match self.owner {
+            // Adopting the other interface would not free the name.
+            _ if self.note.is_some() => {
+                "rename the interface in the file, or remove the altname (ip link property del dev IFACE altname NAME)"
+            }
             Owner::Other(_) => {
                 "rename the object in one of the two topologies; netloom never touches another topology's objects"
             }
@@ -230,11 +243,21 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
     }
     // An interface name held by a foreign link (also the peer end of a
     // declared veth, which has no id of its own).
+    // An alternative name takes a name as the main one does.
+    let mut notes: BTreeMap<&ResourceId, String> = BTreeMap::new();
     for (end, _) in interfaces(desired) {
-        if let Some(&holder) = live_holders.get(&end)
+        let alt_holder = observed
+            .alt_names
+            .get(&(end.0.to_string(), end.1.to_string()))
+            .and_then(|name| live_holders.get(&(end.0, name.as_str())));
+        let direct = live_holders.get(&end).copied();
+        if let Some(holder) = direct.or(alt_holder.copied())
             && !is_ours(holder)
         {
             blocked.insert(holder);
+            if direct.is_none() {
+                notes.insert(holder, format!("holds the name {} as an altname", end.1));
+            }
         }
     }
     for &id in &blocked {
@@ -242,6 +265,7 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
             id: id.clone(),
             owner: owners.get(id).cloned().unwrap_or(Owner::Unowned),
             live: live[id].clone(),
+            note: notes.remove(id),
         });
     }
     let blocked_namespaces: BTreeSet<&str> = blocked
@@ -639,6 +663,7 @@ mod tests {
         Observed {
             resources: resources.clone(),
             route_protocols,
+            ..Observed::default()
         }
     }
 
@@ -883,6 +908,26 @@ mod tests {
             .filter(|l| l.starts_with("Delete"))
             .collect();
         assert_eq!(deletes, ["Delete address -/test0 10.9.9.1/24"]);
+    }
+
+    #[test]
+    fn an_altname_in_the_way_is_a_conflict() {
+        let want = seed();
+        let mut live = Observed::default();
+        live.resources.insert(
+            ResourceId::link("", "foreign0"),
+            Resource::Link(LinkKind::Bridge),
+        );
+        live.alt_names
+            .insert((String::new(), "test0".into()), "foreign0".into());
+        let plan = plan(&want, &live, &Records::default(), false);
+        assert_eq!(plan.conflicts.len(), 1);
+        assert_eq!(plan.conflicts[0].id, ResourceId::link("", "foreign0"));
+        assert!(
+            plan.conflicts[0]
+                .message()
+                .contains("holds the name test0 as an altname")
+        );
     }
 
     #[test]

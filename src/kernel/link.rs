@@ -10,7 +10,7 @@ use netlink_packet_route::{
     RouteNetlinkMessage,
     link::{
         AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, InfoVxlan,
-        LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        LinkAttribute, LinkFlags, LinkInfo, LinkMessage, Prop,
     },
 };
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
@@ -339,6 +339,9 @@ pub struct Link {
     pub up: bool,
     pub master: Option<u32>,
     pub alias: Option<String>,
+    /// Alternative names (`ip link property add ... altname`): they take a
+    /// name like the main one does.
+    pub alt_names: Vec<String>,
     /// For veths only.
     pub peer: Option<VethPeer>,
 }
@@ -365,6 +368,7 @@ fn decode_link(message: &LinkMessage) -> Link {
         up: message.header.flags.contains(LinkFlags::Up),
         master: None,
         alias: None,
+        alt_names: Vec::new(),
         peer: None,
     };
     let mut peer_index = None;
@@ -376,6 +380,12 @@ fn decode_link(message: &LinkMessage) -> Link {
             LinkAttribute::Address(bytes) => link.mac = mac_from_bytes(bytes),
             LinkAttribute::Controller(master) => link.master = Some(*master),
             LinkAttribute::IfAlias(alias) => link.alias = Some(alias.clone()),
+            LinkAttribute::PropList(props) => {
+                link.alt_names.extend(props.iter().filter_map(|p| match p {
+                    Prop::AltIfName(name) => Some(name.clone()),
+                    _ => None,
+                }))
+            }
             LinkAttribute::Link(index) => peer_index = Some(*index),
             LinkAttribute::LinkNetNsId(id) => peer_netnsid = Some(*id),
             LinkAttribute::LinkInfo(infos) => link.kind = decode_kind(infos),

@@ -182,6 +182,11 @@ fn translate(
     }
     for link in &view.links {
         let name = link.name.clone();
+        for alt_name in &link.alt_names {
+            observed
+                .alt_names
+                .insert((ns.to_string(), alt_name.clone()), name.clone());
+        }
         if let Some(alias) = link.alias.clone().filter(|a| !a.is_empty()) {
             add(Kind::Alias, name.clone(), Resource::Alias { alias });
         }
