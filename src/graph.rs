@@ -4,7 +4,7 @@
 //! use them. Creation follows it; deletion runs it backwards.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::fmt::Write;
 
 use petgraph::algo::tarjan_scc;
@@ -214,50 +214,77 @@ struct Index<'a> {
     /// The link resource that creates each (namespace, interface): a
     /// veth's canonical end creates its peer too.
     creators: HashMap<(&'a str, &'a str), &'a ResourceId>,
-    /// Per namespace, its resources (to find addresses, ports, sysctls).
-    by_namespace: HashMap<&'a str, Vec<(&'a ResourceId, &'a Resource)>>,
+    /// Per namespace, its sysctls.
+    sysctls: HashMap<&'a str, Vec<&'a ResourceId>>,
+    /// Per namespace, its addresses and their interfaces.
+    addresses: HashMap<&'a str, Vec<(&'a ResourceId, &'a ipnet::IpNet, &'a str)>>,
+    /// Per (namespace, bridge), the master attributes of its ports.
+    ports: HashMap<(&'a str, &'a str), Vec<&'a ResourceId>>,
+    bridges: HashSet<(&'a str, &'a str)>,
 }
 
 impl<'a> Index<'a> {
+    /// One pass over the resources, so that every rule below looks up
+    /// what it needs instead of scanning a namespace (a host namespace may
+    /// hold thousands of ports).
     fn new(resources: &'a Resources) -> Self {
-        let mut creators = HashMap::new();
-        let mut by_namespace: HashMap<&str, Vec<_>> = HashMap::new();
+        let mut index = Index {
+            creators: HashMap::new(),
+            sysctls: HashMap::new(),
+            addresses: HashMap::new(),
+            ports: HashMap::new(),
+            bridges: HashSet::new(),
+        };
         for (id, resource) in resources {
-            by_namespace
-                .entry(id.ns.as_str())
-                .or_default()
-                .push((id, resource));
-            if let Resource::Link(kind) = resource {
-                creators.insert((id.ns.as_str(), id.name.as_str()), id);
-                if let LinkKind::Veth { peer_ns, peer } = kind {
-                    creators.insert((peer_ns.as_str(), peer.as_str()), id);
+            let ns = id.ns.as_str();
+            match resource {
+                Resource::Link(kind) => {
+                    index.creators.insert((ns, id.name.as_str()), id);
+                    match kind {
+                        LinkKind::Veth { peer_ns, peer } => {
+                            index.creators.insert((peer_ns.as_str(), peer.as_str()), id);
+                        }
+                        LinkKind::Bridge => {
+                            index.bridges.insert((ns, id.name.as_str()));
+                        }
+                        LinkKind::Vxlan(_) | LinkKind::Other { .. } => {}
+                    }
                 }
+                Resource::Sysctl { .. } => index.sysctls.entry(ns).or_default().push(id),
+                Resource::Address { ifname, address } => {
+                    let entry = (id, address, ifname.as_str());
+                    index.addresses.entry(ns).or_default().push(entry);
+                }
+                Resource::Master { master } => {
+                    index
+                        .ports
+                        .entry((ns, master.as_str()))
+                        .or_default()
+                        .push(id);
+                }
+                _ => {}
             }
         }
-        Index {
-            creators,
-            by_namespace,
-        }
+        index
     }
 
     fn creator(&self, ns: &str, ifname: &str) -> Option<ResourceId> {
         self.creators.get(&(ns, ifname)).map(|id| (*id).clone())
     }
 
-    fn in_namespace(&self, ns: &str) -> impl Iterator<Item = &(&'a ResourceId, &'a Resource)> {
-        self.by_namespace.get(ns).into_iter().flatten()
+    fn sysctls_of(&self, ns: &str) -> impl Iterator<Item = &'a ResourceId> + '_ {
+        self.sysctls.get(ns).into_iter().flatten().copied()
     }
 
     /// Sysctls that new interfaces of a namespace copy (`conf.default`):
     /// they must be set before any interface is made there.
-    fn interface_defaults(&self, ns: &str) -> impl Iterator<Item = ResourceId> {
-        self.in_namespace(ns)
-            .filter(|(id, _)| {
-                id.kind == Kind::Sysctl
-                    && (id.name.starts_with("net.ipv4.conf.default.")
-                        || id.name.starts_with("net.ipv6.conf.default."))
+    fn interface_defaults(&self, ns: &str) -> impl Iterator<Item = ResourceId> + '_ {
+        self.sysctls_of(ns)
+            .filter(|id| {
+                id.name.starts_with("net.ipv4.conf.default.")
+                    || id.name.starts_with("net.ipv6.conf.default.")
             })
-            .map(|(id, _)| (*id).clone())
+            .cloned()
     }
 
     fn dependencies(&self, id: &ResourceId, resource: &Resource) -> BTreeSet<ResourceId> {
@@ -282,13 +309,11 @@ impl<'a> Index<'a> {
                 }
             }
             Resource::Master { master } => deps.extend(self.creator(ns, master)),
-            Resource::Mtu { .. } if self.is_bridge(ns, &id.name) => {
+            Resource::Mtu { .. } if self.bridges.contains(&(ns, id.name.as_str())) => {
                 // An explicit bridge MTU is set once its ports have joined
                 // (joining would otherwise lower it again).
-                deps.extend(self.in_namespace(ns).filter_map(|(other, r)| match r {
-                    Resource::Master { master } if *master == id.name => Some((*other).clone()),
-                    _ => None,
-                }));
+                let ports = self.ports.get(&(ns, id.name.as_str()));
+                deps.extend(ports.into_iter().flatten().map(|port| (*port).clone()));
             }
             Resource::Up { .. } => {
                 // Configure before bringing up (a bridge port is made one
@@ -302,12 +327,12 @@ impl<'a> Index<'a> {
                     deps.insert(ResourceId::new(ns, Kind::Up, dev.clone()));
                 }
                 if let Some(via) = route.via {
-                    for (other, r) in self.in_namespace(ns) {
-                        if let Resource::Address { ifname, address } = r
-                            && address.contains(&via)
-                        {
-                            deps.insert((*other).clone());
-                            deps.insert(ResourceId::new(ns, Kind::Up, ifname.clone()));
+                    for (address_id, address, ifname) in
+                        self.addresses.get(ns).into_iter().flatten()
+                    {
+                        if address.contains(&via) {
+                            deps.insert((*address_id).clone());
+                            deps.insert(ResourceId::new(ns, Kind::Up, ifname.to_string()));
                         }
                     }
                 }
@@ -335,15 +360,10 @@ impl<'a> Index<'a> {
                     .is_some_and(|(scope, _)| scope == "all" || scope == ifname)
             })
         };
-        self.in_namespace(ns)
-            .filter(|(id, _)| id.kind == Kind::Sysctl && all_or_own(&id.name))
-            .map(|(id, _)| (*id).clone())
+        self.sysctls_of(ns)
+            .filter(|id| all_or_own(&id.name))
+            .cloned()
             .collect()
-    }
-
-    fn is_bridge(&self, ns: &str, ifname: &str) -> bool {
-        self.in_namespace(ns)
-            .any(|(id, r)| id.name == ifname && matches!(r, Resource::Link(LinkKind::Bridge)))
     }
 }
 

@@ -140,7 +140,7 @@ pub struct Context<'a> {
 }
 
 /// Ownership of every observed object.
-pub fn owners(observed: &Observed, ctx: &Context) -> BTreeMap<ResourceId, Owner> {
+pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a ResourceId, Owner> {
     let resources = &observed.resources;
     let owner_of_mark = |alias: Option<&Resource>| match alias {
         Some(Resource::Alias { alias }) => mark_owner(alias).map(|t| {
@@ -169,7 +169,7 @@ pub fn owners(observed: &Observed, ctx: &Context) -> BTreeMap<ResourceId, Owner>
     let in_owned_namespace = |ns: &str| namespace_owner.get(ns).cloned();
     // Links: their own mark, else the record.
     let mut link_owner: HashMap<(&str, &str), Owner> = HashMap::new();
-    let mut owners = BTreeMap::new();
+    let mut owners = HashMap::with_capacity(resources.len());
     for (id, resource) in resources {
         if let Resource::Link(kind) = resource {
             let owner = in_owned_namespace(&id.ns)
@@ -187,7 +187,7 @@ pub fn owners(observed: &Observed, ctx: &Context) -> BTreeMap<ResourceId, Owner>
             if let LinkKind::Veth { peer_ns, peer } = kind {
                 link_owner.insert((peer_ns, peer), owner.clone());
             }
-            owners.insert(id.clone(), owner);
+            owners.insert(id, owner);
         }
     }
     for id in resources.keys() {
@@ -213,7 +213,7 @@ pub fn owners(observed: &Observed, ctx: &Context) -> BTreeMap<ResourceId, Owner>
                 None => Owner::Unowned,
             },
         };
-        owners.insert(id.clone(), owner);
+        owners.insert(id, owner);
     }
     owners
 }
@@ -500,8 +500,10 @@ fn order(
     desired: &Resources,
     live: &Resources,
 ) -> (Vec<Change>, Vec<Vec<usize>>) {
-    let desired_graph = Graph::new(desired);
-    let live_graph = Graph::new(live);
+    // Only what is needed: a no-op plan builds no graph at all.
+    let has = |action| changes.iter().any(|c| c.action == action);
+    let desired_graph = (has(Action::Create) || has(Action::Update)).then(|| Graph::new(desired));
+    let live_graph = has(Action::Delete).then(|| Graph::new(live));
     let index: HashMap<(Action, &ResourceId), usize> = changes
         .iter()
         .enumerate()
@@ -535,7 +537,7 @@ fn order(
     for (i, c) in changes.iter().enumerate() {
         match c.action {
             Action::Create | Action::Update => {
-                for dep in desired_graph.dependencies(&c.id) {
+                for dep in desired_graph.iter().flat_map(|g| g.dependencies(&c.id)) {
                     for action in [Action::Create, Action::Update] {
                         if let Some(&j) = index.get(&(action, dep)) {
                             prerequisites[i].insert(j);
@@ -553,7 +555,7 @@ fn order(
                 }
             }
             Action::Delete => {
-                for dependent in live_graph.dependents(&c.id) {
+                for dependent in live_graph.iter().flat_map(|g| g.dependents(&c.id)) {
                     if let Some(&j) = index.get(&(Action::Delete, dependent)) {
                         prerequisites[i].insert(j);
                     }
