@@ -18,13 +18,20 @@ use std::time::{Duration, Instant};
 
 use common::Sandbox;
 
-fn topology(pods: usize) -> String {
+/// The topology; `quiet`: pods without IPv6 link-local addresses (whose
+/// router solicitations and MLD reports a bridge floods to every port).
+fn topology(pods: usize, quiet: bool) -> String {
     let mut text =
         String::from("name: scale\nbridges:\n  br0:\n    addresses: [10.100.0.1/16]\npods:\n");
+    let sysctls = if quiet {
+        "    sysctls: { net.ipv6.conf.default.addr_gen_mode: \"1\" }\n"
+    } else {
+        ""
+    };
     for (i, address) in addresses(pods).enumerate() {
         let _ = write!(
             text,
-            "  p{i}:\n    interfaces:\n      eth0: {{ bridge: br0, addresses: [{address}/16] }}\n    routes: [{{ to: default, via: 10.100.0.1 }}]\n"
+            "  p{i}:\n    interfaces:\n      eth0: {{ bridge: br0, addresses: [{address}/16] }}\n    routes: [{{ to: default, via: 10.100.0.1 }}]\n{sysctls}"
         );
     }
     text
@@ -86,6 +93,7 @@ fn children_peak_rss_mib() -> f64 {
 struct Row {
     pods: usize,
     netloom_apply: Duration,
+    netloom_apply_quiet: Duration,
     netloom_noop: Duration,
     netloom_destroy: Duration,
     netloom_peak_mib: f64,
@@ -94,15 +102,23 @@ struct Row {
 }
 
 fn measure(pods: usize) -> Option<Row> {
-    let file = std::env::temp_dir().join(format!("netloom-scale-{pods}.yaml"));
-    std::fs::write(&file, topology(pods)).expect("topology written");
-    let file = file.to_str().expect("utf-8 path");
+    let write = |quiet: bool| {
+        let file = std::env::temp_dir().join(format!("netloom-scale-{pods}-{quiet}.yaml"));
+        std::fs::write(&file, topology(pods, quiet)).expect("topology written");
+        file.to_string_lossy().into_owned()
+    };
+    let (file, quiet_file) = (write(false), write(true));
+    let file = file.as_str();
 
     let sandbox = Sandbox::new()?;
     let netloom_apply = timed(|| sandbox.netloom(&["apply", file]));
     let netloom_peak_mib = children_peak_rss_mib();
     let netloom_noop = timed(|| sandbox.netloom(&["apply", file]));
     let netloom_destroy = timed(|| sandbox.netloom(&["destroy", file]));
+    drop(sandbox);
+
+    let sandbox = Sandbox::new()?;
+    let netloom_apply_quiet = timed(|| sandbox.netloom(&["apply", &quiet_file]));
     drop(sandbox);
 
     let build = std::env::temp_dir().join(format!("netloom-scale-ip-build-{pods}.sh"));
@@ -115,6 +131,7 @@ fn measure(pods: usize) -> Option<Row> {
     Some(Row {
         pods,
         netloom_apply,
+        netloom_apply_quiet,
         netloom_noop,
         netloom_destroy,
         netloom_peak_mib,
@@ -141,11 +158,12 @@ fn main() {
     for pods in sizes {
         let Some(row) = measure(pods) else { return };
         println!(
-            "| {} | {} | {} | {:.1}x | {} | {} | {} | {:.0} MiB |",
+            "| {} | {} | {} | {:.1}x | {} | {} | {} | {} | {:.0} MiB |",
             row.pods,
             seconds(row.netloom_apply),
             seconds(row.ip_build),
             row.ip_build.as_secs_f64() / row.netloom_apply.as_secs_f64(),
+            seconds(row.netloom_apply_quiet),
             seconds(row.netloom_noop),
             seconds(row.netloom_destroy),
             seconds(row.ip_destroy),

@@ -55,8 +55,14 @@ impl Kernel {
             Resource::Up { up } => self.change(ns, by_name(), LinkChange::Up(*up)).await,
             Resource::Master { master } => {
                 let master = self.index(ns, master).await?;
-                self.change(ns, by_name(), LinkChange::Master(Some(master)))
-                    .await
+                match self.change(ns, by_name(), LinkChange::Port(master)).await {
+                    // A kernel without IPv6: a plain enslave.
+                    Err(err) if err.errno() == Some(libc::EAFNOSUPPORT) => {
+                        self.change(ns, by_name(), LinkChange::Master(Some(master)))
+                            .await
+                    }
+                    other => other,
+                }
             }
             Resource::Qdisc {
                 rate_bits_per_second,
