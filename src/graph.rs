@@ -413,9 +413,9 @@ mod tests {
             "link -/testveth0",
         );
         before("link -/test0", "master -/testveth0");
-        before("link -/testveth0", "address test/eth0 10.0.0.2/24");
+        before("link -/testveth0", "address test/eth0 10.0.0.2");
         before(
-            "address test/eth0 10.0.0.2/24",
+            "address test/eth0 10.0.0.2",
             "route test/0.0.0.0/0 metric 0",
         );
         before("up test/eth0", "route test/0.0.0.0/0 metric 0");
@@ -483,7 +483,7 @@ mod tests {
         let text = "name: t\npods:\n  a:\n    interfaces: { eth0: { addresses: [\"fd00::1/64\"] }, eth1: {} }\n    sysctls:\n      net.ipv6.conf.all.disable_ipv6: \"0\"\n      net.ipv6.conf.eth0.disable_ipv6: \"0\"\n      net.ipv6.conf.eth1.disable_ipv6: \"0\"\n      net.ipv4.ip_forward: \"1\"\nlinks:\n  - endpoints: [a:eth0, a:eth1]\n";
         let spec = crate::load::parse(&SourceFile::new("t.yaml", text)).unwrap();
         let graph = Graph::new(&expand(&spec, &Mode::Lab).resources);
-        let address = ResourceId::new("a", Kind::Address, "eth0 fd00::1/64");
+        let address = ResourceId::new("a", Kind::Address, "eth0 fd00::1");
         let deps: Vec<String> = graph
             .dependencies(&address)
             .filter(|id| id.kind == Kind::Sysctl)

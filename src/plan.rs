@@ -7,10 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::graph::Graph;
-use crate::model::{Kind, LinkKind, ROUTE_PROTOCOL, Resource, ResourceId, Resources, mark_owner};
+use crate::model::{
+    KERNEL_ROUTE_PROTOCOLS, Kind, LinkKind, ROUTE_PROTOCOL, Resource, ResourceId, Resources,
+    mark_owner,
+};
 use crate::state::Records;
 
 /// What the kernel has, in the model's shape, plus the facts ownership
@@ -24,6 +28,17 @@ pub struct Observed {
     pub alt_names: BTreeMap<(String, String), String>,
 }
 
+impl Observed {
+    /// A route the kernel made by itself: for an address's subnet, or
+    /// from a router advertisement. It follows its cause; it is not an
+    /// object anyone manages.
+    pub fn is_kernel_route(&self, id: &ResourceId) -> bool {
+        self.route_protocols
+            .get(id)
+            .is_some_and(|protocol| KERNEL_ROUTE_PROTOCOLS.contains(protocol))
+    }
+}
+
 /// Who an observed object belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "owner", content = "topology")]
@@ -34,6 +49,9 @@ pub enum Owner {
     Other(String),
     /// Nobody: never touched, unless adopted with `--adopt`.
     Unowned,
+    /// The kernel made it by itself (the route of an address's subnet, a
+    /// route from a router advertisement): never touched, not adoptable.
+    Kernel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -72,8 +90,9 @@ pub struct Conflict {
 impl Conflict {
     pub fn message(&self) -> String {
         let whose = match &self.owner {
-            Owner::Other(topology) => format!("topology `{topology}`"),
-            _ => "nobody (it is not netloom's)".to_string(),
+            Owner::Other(topology) => format!("owned by topology `{topology}`"),
+            Owner::Kernel => "made by the kernel itself".to_string(),
+            _ => "owned by nobody (it is not netloom's)".to_string(),
         };
         let note = self
             .note
@@ -81,7 +100,7 @@ impl Conflict {
             .map(|n| format!(" and {n}"))
             .unwrap_or_default();
         format!(
-            "{} already exists ({}){note}, owned by {whose}",
+            "{} already exists ({}){note}, {whose}",
             self.id,
             self.live.describe()
         )
@@ -95,6 +114,9 @@ impl Conflict {
             }
             Owner::Other(_) => {
                 "rename the object in one of the two topologies; netloom never touches another topology's objects"
+            }
+            Owner::Kernel => {
+                "the kernel keeps this route for an address's subnet (or learnt it from a router): remove it from the file, or give it another metric"
             }
             _ => {
                 "rename the object in the file, remove the existing one, or take it over with --adopt"
@@ -142,13 +164,13 @@ pub struct Context<'a> {
 /// Ownership of every observed object.
 pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a ResourceId, Owner> {
     let resources = &observed.resources;
-    let owner_of_mark = |alias: Option<&Resource>| match alias {
-        Some(Resource::Alias { alias }) => mark_owner(alias).map(|t| {
-            if t == ctx.topology {
-                Owner::This
-            } else {
-                Owner::Other(t.to_string())
-            }
+    // A mark (a link's alias, a namespace's loopback alias) says who owns
+    // it; an alias that is not a netloom mark says it is somebody else's.
+    let by_alias = |alias: Option<&Resource>| match alias {
+        Some(Resource::Alias { alias }) => Some(match mark_owner(alias) {
+            Some(t) if t == ctx.topology => Owner::This,
+            Some(t) => Owner::Other(t.to_string()),
+            None => Owner::Unowned,
         }),
         _ => None,
     };
@@ -161,26 +183,26 @@ pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a Resource
     let mut namespace_owner: HashMap<&str, Owner> = HashMap::new();
     for id in resources.keys().filter(|id| id.kind == Kind::Namespace) {
         let alias = resources.get(&ResourceId::new(&id.ns, Kind::Alias, "lo"));
-        let owner = owner_of_mark(alias)
+        let owner = by_alias(alias)
             .or_else(|| recorded(id))
             .unwrap_or(Owner::Unowned);
         namespace_owner.insert(&id.ns, owner);
     }
-    let in_owned_namespace = |ns: &str| namespace_owner.get(ns).cloned();
-    // Links: their own mark, else the record.
+    // Everything in a namespace netloom created is its creator's.
+    let wholly_owned = |ns: &str| {
+        namespace_owner
+            .get(ns)
+            .filter(|owner| **owner != Owner::Unowned)
+            .cloned()
+    };
+    // Links: their namespace's, else their own mark, else the record.
     let mut link_owner: HashMap<(&str, &str), Owner> = HashMap::new();
     let mut owners = HashMap::with_capacity(resources.len());
     for (id, resource) in resources {
         if let Resource::Link(kind) = resource {
-            let owner = in_owned_namespace(&id.ns)
-                .filter(|o| *o != Owner::Unowned)
-                .or_else(|| {
-                    owner_of_mark(resources.get(&ResourceId::new(
-                        &id.ns,
-                        Kind::Alias,
-                        id.name.clone(),
-                    )))
-                })
+            let alias = resources.get(&ResourceId::new(&id.ns, Kind::Alias, id.name.clone()));
+            let owner = wholly_owned(&id.ns)
+                .or_else(|| by_alias(alias))
                 .or_else(|| recorded(id))
                 .unwrap_or(Owner::Unowned);
             link_owner.insert((&id.ns, &id.name), owner.clone());
@@ -194,24 +216,22 @@ pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a Resource
         let owner = match id.kind {
             Kind::Link => continue,
             Kind::Namespace => namespace_owner[id.ns.as_str()].clone(),
-            _ if in_owned_namespace(&id.ns).is_some_and(|o| o != Owner::Unowned) => {
-                in_owned_namespace(&id.ns).unwrap_or(Owner::Unowned)
-            }
-            Kind::Route => {
+            Kind::Route if observed.is_kernel_route(id) => Owner::Kernel,
+            // A declared sysctl of a namespace netloom did not create is
+            // managed by value (the replaced value is recorded), not owned.
+            Kind::Sysctl if wholly_owned(&id.ns).is_none() => Owner::This,
+            Kind::Route if wholly_owned(&id.ns).is_none() => {
                 let ours = observed.route_protocols.get(id) == Some(&ROUTE_PROTOCOL);
                 recorded(id).filter(|_| ours).unwrap_or(Owner::Unowned)
             }
-            // A declared sysctl of a namespace netloom did not create is
-            // managed by value (the replaced value is recorded), not owned.
-            Kind::Sysctl => Owner::This,
-            _ => match id.ifname() {
-                Some(ifname) => link_owner
-                    .get(&(id.ns.as_str(), ifname))
-                    .cloned()
-                    .or_else(|| in_owned_namespace(&id.ns))
-                    .unwrap_or(Owner::Unowned),
-                None => Owner::Unowned,
-            },
+            // An interface's attributes and addresses are its link's
+            // (even where the namespace is netloom's: a foreign veth may
+            // reach into it).
+            _ => id
+                .ifname()
+                .and_then(|ifname| link_owner.get(&(id.ns.as_str(), ifname)).cloned())
+                .or_else(|| wholly_owned(&id.ns))
+                .unwrap_or(Owner::Unowned),
         };
         owners.insert(id, owner);
     }
@@ -222,6 +242,7 @@ pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a Resource
 pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
     let owners = owners(observed, ctx);
     let live = &observed.resources;
+    let owner_of = |id: &ResourceId| owners.get(id).cloned().unwrap_or(Owner::Unowned);
     let is_ours = |id: &ResourceId| match owners.get(id) {
         Some(Owner::This) => true,
         Some(Owner::Unowned) => ctx.adopt,
@@ -231,20 +252,18 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
 
     // Declared namespaces, links and routes that something netloom may
     // not touch holds; nothing in or on them is planned.
-    let mut conflicts = Vec::new();
-    let mut blocked: BTreeSet<&ResourceId> = BTreeSet::new();
+    let mut blocked: BTreeMap<&ResourceId, Option<String>> = BTreeMap::new();
     for id in desired.keys() {
         if matches!(id.kind, Kind::Namespace | Kind::Link | Kind::Route)
             && live.contains_key(id)
             && !is_ours(id)
         {
-            blocked.insert(id);
+            blocked.insert(id, None);
         }
     }
     // An interface name held by a foreign link (also the peer end of a
-    // declared veth, which has no id of its own).
-    // An alternative name takes a name as the main one does.
-    let mut notes: BTreeMap<&ResourceId, String> = BTreeMap::new();
+    // declared veth, which has no id of its own), by its name or by an
+    // alternative name.
     for (end, _) in interfaces(desired) {
         let alt_holder = observed
             .alt_names
@@ -254,32 +273,47 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         if let Some(holder) = direct.or(alt_holder.copied())
             && !is_ours(holder)
         {
-            blocked.insert(holder);
-            if direct.is_none() {
-                notes.insert(holder, format!("holds the name {} as an altname", end.1));
-            }
+            let note = direct
+                .is_none()
+                .then(|| format!("holds the name {} as an altname", end.1));
+            blocked.entry(holder).or_insert(note);
         }
     }
-    for &id in &blocked {
-        conflicts.push(Conflict {
-            id: id.clone(),
-            owner: owners.get(id).cloned().unwrap_or(Owner::Unowned),
-            live: live[id].clone(),
-            note: notes.remove(id),
-        });
+    // With --adopt, an unowned object of another kind (a bridge where a
+    // veth is declared) is still in the way: adopting must not delete it.
+    for (id, want) in desired {
+        if let Some(have) = live.get(id)
+            && owner_of(id) == Owner::Unowned
+            && !want.updates_in_place()
+            && !want.is_satisfied_by(have)
+            && id.kind == Kind::Link
+        {
+            blocked.entry(id).or_insert_with(|| {
+                Some(format!("is not the {} the file declares", want.describe()))
+            });
+        }
     }
-    let blocked_namespaces: BTreeSet<&str> = blocked
+    let conflicts: Vec<Conflict> = blocked
         .iter()
+        .map(|(id, note)| Conflict {
+            id: (*id).clone(),
+            owner: owner_of(id),
+            live: live[*id].clone(),
+            note: note.clone(),
+        })
+        .collect();
+    let blocked_namespaces: BTreeSet<&str> = blocked
+        .keys()
         .filter(|id| id.kind == Kind::Namespace)
         .map(|id| id.ns.as_str())
         .collect();
     let blocked_interfaces: BTreeSet<(&str, &str)> = blocked
-        .iter()
+        .keys()
         .filter(|id| id.kind == Kind::Link)
         .flat_map(|id| link_ends(id, &live[*id]))
         .collect();
     let is_blocked = |id: &ResourceId| {
-        blocked.contains(id)
+        blocked.contains_key(id)
             || blocked_namespaces.contains(id.ns.as_str())
             || id
                 .ifname()
@@ -287,7 +321,7 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
     };
 
     let mut changes: Vec<Change> = Vec::new();
-    let mut replaced_links: Vec<&ResourceId> = Vec::new();
+    let mut replaced: Vec<&ResourceId> = Vec::new();
     for (id, want) in desired {
         if is_blocked(id) {
             continue;
@@ -303,11 +337,11 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
                 // The kernel cannot change it in place: delete, then create.
                 changes.push(change(Action::Delete, id, Some(have), None));
                 changes.push(change(Action::Create, id, None, Some(want)));
-                replaced_links.push(id);
+                replaced.push(id);
             }
         }
     }
-    let recreated = recreate_dependents(&mut changes, &replaced_links, desired, live);
+    let replaced_links = recreate_dependents(&mut changes, &replaced, desired, live);
 
     // What an undeclared object may be deleted as: this topology's own,
     // or (with --adopt) what hangs on an adopted declared object, i.e. the
@@ -350,18 +384,12 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         .iter()
         .filter(|(id, _)| {
             id.kind == Kind::Link
-                && ((!desired.contains_key(*id) && may_delete(id)) || recreated.contains(id))
+                && ((!desired.contains_key(*id) && may_delete(id)) || replaced_links.contains(id))
         })
         .flat_map(|(id, r)| link_ends(id, r))
         .collect();
     for (id, have) in live {
-        // Undeclared MTUs and MACs are the kernel's; sysctls cannot be
-        // deleted (an undeclared one stays as it is).
-        if desired.contains_key(id)
-            || !may_delete(id)
-            || id.kind.compared_only_when_declared()
-            || id.kind == Kind::Sysctl
-        {
+        if desired.contains_key(id) || !may_delete(id) || is_the_kernels(id, have) {
             continue;
         }
         let vanishes = match have {
@@ -397,39 +425,76 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
     }
 }
 
-/// A replaced link takes its attributes, addresses, routes and ports'
-/// membership with it: plan them again. Returns the replaced links.
+/// Undeclared things that are the kernel's to decide, never deleted: an
+/// interface's MTU, MAC and state (the kernel's defaults), sysctls (they
+/// cannot be deleted; an undeclared one stays as it is), and IPv6
+/// link-local addresses (the kernel gives every interface one).
+fn is_the_kernels(id: &ResourceId, live: &Resource) -> bool {
+    match live {
+        Resource::Address {
+            address: IpNet::V6(net),
+            ..
+        } => net.addr().is_unicast_link_local(),
+        _ => matches!(id.kind, Kind::Mtu | Kind::Mac | Kind::Up | Kind::Sysctl),
+    }
+}
+
+/// A replaced object takes what hangs on it along: a link its attributes,
+/// addresses, per-interface sysctls, routes and ports' membership; an
+/// address the routes through it. Plan them again. Returns the replaced
+/// links.
 fn recreate_dependents<'a>(
     changes: &mut Vec<Change>,
     replaced: &[&'a ResourceId],
     desired: &'a Resources,
     live: &Resources,
 ) -> BTreeSet<&'a ResourceId> {
-    let replaced_set: BTreeSet<&ResourceId> = replaced.iter().copied().collect();
+    let replaced_links: BTreeSet<&ResourceId> = replaced
+        .iter()
+        .copied()
+        .filter(|id| id.kind == Kind::Link)
+        .collect();
     if replaced.is_empty() {
-        return replaced_set;
+        return replaced_links;
     }
     let graph = Graph::new(desired);
     let mut stack: Vec<&ResourceId> = replaced.to_vec();
     let mut seen: BTreeSet<&ResourceId> = BTreeSet::new();
+    let mut again: Vec<(&ResourceId, &Resource)> = Vec::new();
     while let Some(id) = stack.pop() {
         for dependent in graph.dependents(id) {
             let Some((dependent, want)) = desired.get_key_value(dependent) else {
                 continue;
             };
-            if matches!(dependent.kind, Kind::Namespace | Kind::Link | Kind::Sysctl)
-                || !seen.insert(dependent)
-            {
+            let stays = match dependent.kind {
+                Kind::Namespace | Kind::Link => true,
+                Kind::Sysctl => crate::graph::sysctl_interface(&dependent.name).is_none(),
+                _ => false,
+            };
+            if stays || !seen.insert(dependent) {
                 continue;
             }
             stack.push(dependent);
             if live.contains_key(dependent) {
-                changes.retain(|c| &c.id != dependent);
-                changes.push(change(Action::Create, dependent, None, Some(want)));
+                again.push((dependent, want));
             }
         }
     }
-    replaced_set
+    let again_ids: BTreeSet<&ResourceId> = again.iter().map(|(id, _)| *id).collect();
+    changes.retain(|c| !again_ids.contains(&c.id) || replaced.contains(&&c.id));
+    for (id, want) in again {
+        if replaced.contains(&id) {
+            continue;
+        }
+        // A route may survive (another address still reaches its
+        // gateway): replacing it works either way.
+        let action = match id.kind {
+            Kind::Route => change(Action::Update, id, live.get(id), Some(want)),
+            _ => change(Action::Create, id, None, Some(want)),
+        };
+        changes.push(action);
+    }
+    replaced_links
 }
 
 fn change(
@@ -492,9 +557,11 @@ fn veths_leaving_with(live: &Resources, ns: &str) -> Vec<ResourceId> {
 
 /// Orders changes: creates and updates after what they depend on (in the
 /// desired graph), deletes before what they depend on (in the live graph),
-/// a delete of an address or route only after the creates of its
-/// namespace (add before delete), and a delete that frees a name before
-/// the create that needs it.
+/// a replaced object's create after its delete, a delete that frees an
+/// interface name (by itself, or by the namespace it takes along) before
+/// the create that needs it, and add before delete: an address goes only
+/// once the new addresses of its interface are there, a route once the new
+/// routes of its namespace are.
 fn order(
     changes: Vec<Change>,
     desired: &Resources,
@@ -510,73 +577,73 @@ fn order(
         .map(|(i, c)| ((c.action, &c.id), i))
         .collect();
     let mut prerequisites: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); changes.len()];
-    let creates_by_namespace = {
-        let mut map: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, c) in changes.iter().enumerate() {
-            if c.action != Action::Delete {
-                map.entry(c.id.ns.as_str()).or_default().push(i);
-            }
-        }
-        map
-    };
-    let freed_names: HashMap<(&str, &str), usize> = changes
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.action == Action::Delete && c.id.kind == Kind::Link)
-        .flat_map(|(i, c)| {
-            let from = c.from.as_ref().expect("a delete has a live value");
-            link_ends(&c.id, from).into_iter().map(move |end| (end, i))
-        })
-        .collect();
-    let needed_names: BTreeSet<(&str, &str)> = changes
-        .iter()
-        .filter(|c| c.action == Action::Create && c.id.kind == Kind::Link)
-        .filter_map(|c| c.to.as_ref().map(|to| link_ends(&c.id, to)))
-        .flatten()
-        .collect();
+    // New addresses by interface, new routes by namespace.
+    let mut new_addresses: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    let mut new_routes: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, c) in changes.iter().enumerate() {
+        match (c.action, &c.to) {
+            (Action::Create, Some(Resource::Address { ifname, .. })) => new_addresses
+                .entry((c.id.ns.as_str(), ifname.as_str()))
+                .or_default()
+                .push(i),
+            (Action::Create | Action::Update, Some(Resource::Route(_))) => {
+                new_routes.entry(c.id.ns.as_str()).or_default().push(i)
+            }
+            _ => {}
+        }
+    }
+    let mut freed_names: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        match (c.action, &c.from) {
+            (Action::Delete, Some(from)) if c.id.kind == Kind::Link => {
+                freed_names.extend(link_ends(&c.id, from).into_iter().map(|end| (end, i)));
+            }
+            (Action::Delete, _) if c.id.kind == Kind::Namespace => {
+                let along = c.takes_along.iter();
+                freed_names.extend(along.map(|end| ((end.ns.as_str(), end.name.as_str()), i)));
+            }
+            _ => {}
+        }
+    }
+    for (i, c) in changes.iter().enumerate() {
+        let pre = &mut prerequisites[i];
         match c.action {
             Action::Create | Action::Update => {
                 for dep in desired_graph.iter().flat_map(|g| g.dependencies(&c.id)) {
                     for action in [Action::Create, Action::Update] {
-                        if let Some(&j) = index.get(&(action, dep)) {
-                            prerequisites[i].insert(j);
-                        }
+                        pre.extend(index.get(&(action, dep)));
                     }
                 }
+                pre.extend(index.get(&(Action::Delete, &c.id)));
                 if let Some(to) = &c.to
                     && c.id.kind == Kind::Link
                 {
                     for end in link_ends(&c.id, to) {
-                        if let Some(&j) = freed_names.get(&end) {
-                            prerequisites[i].insert(j);
-                        }
+                        pre.extend(freed_names.get(&end));
                     }
                 }
             }
             Action::Delete => {
                 for dependent in live_graph.iter().flat_map(|g| g.dependents(&c.id)) {
-                    if let Some(&j) = index.get(&(Action::Delete, dependent)) {
-                        prerequisites[i].insert(j);
-                    }
+                    pre.extend(index.get(&(Action::Delete, dependent)));
                 }
-                let frees_a_name = c.id.kind == Kind::Link
-                    && c.from.as_ref().is_some_and(|from| {
-                        link_ends(&c.id, from)
-                            .iter()
-                            .any(|end| needed_names.contains(end))
-                    });
-                if !frees_a_name {
-                    for &j in creates_by_namespace
-                        .get(c.id.ns.as_str())
+                let newer = match &c.from {
+                    Some(Resource::Address { ifname, .. }) => {
+                        new_addresses.get(&(c.id.ns.as_str(), ifname.as_str()))
+                    }
+                    Some(Resource::Route(_)) => new_routes.get(c.id.ns.as_str()),
+                    _ => None,
+                };
+                let own_create = index.get(&(Action::Create, &c.id));
+                pre.extend(
+                    newer
                         .into_iter()
                         .flatten()
-                    {
-                        prerequisites[i].insert(j);
-                    }
-                }
+                        .filter(|&j| Some(j) != own_create),
+                );
             }
         }
+        pre.remove(&i);
     }
     // Linearize deterministically (Kahn, smallest (action, id) first).
     let mut remaining: Vec<usize> = prerequisites.iter().map(BTreeSet::len).collect();
@@ -611,11 +678,11 @@ fn order(
     }
     // A cycle cannot happen (both graphs are acyclic and deletes only wait
     // for creates); if it did, keep the rest in id order rather than lose it.
-    for i in 0..changes.len() {
-        if !sequence.contains(&i) {
-            sequence.push(i);
-        }
+    let mut placed = vec![false; changes.len()];
+    for &i in &sequence {
+        placed[i] = true;
     }
+    sequence.extend((0..changes.len()).filter(|&i| !placed[i]));
     let position: HashMap<usize, usize> =
         sequence.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let ordered_prerequisites = sequence
@@ -711,9 +778,9 @@ mod tests {
         }
         let at = |text: &str| lines(&plan).iter().position(|l| l == text).unwrap();
         assert!(at("Create namespace test") < at("Create link -/testveth0"));
-        assert!(at("Create link -/testveth0") < at("Create address test/eth0 10.0.0.2/24"));
+        assert!(at("Create link -/testveth0") < at("Create address test/eth0 10.0.0.2"));
         assert!(
-            at("Create address test/eth0 10.0.0.2/24") < at("Create route test/0.0.0.0/0 metric 0")
+            at("Create address test/eth0 10.0.0.2") < at("Create route test/0.0.0.0/0 metric 0")
         );
     }
 
@@ -759,8 +826,8 @@ mod tests {
         assert_eq!(
             lines(&plan),
             [
-                "Create address test/eth0 10.0.0.3/24",
-                "Delete address test/eth0 10.0.0.2/24"
+                "Create address test/eth0 10.0.0.3",
+                "Delete address test/eth0 10.0.0.2"
             ]
         );
         assert_eq!(plan.prerequisites[1], vec![0]);
@@ -805,7 +872,7 @@ mod tests {
         );
         live.route_protocols.insert(extra_route, 3);
         live.resources.insert(
-            ResourceId::new("test", Kind::Address, "eth0 10.0.0.9/24"),
+            ResourceId::new("test", Kind::Address, "eth0 10.0.0.9"),
             Resource::Address {
                 ifname: "eth0".into(),
                 address: "10.0.0.9/24".parse().unwrap(),
@@ -817,7 +884,7 @@ mod tests {
             // The route may use the address: it goes first.
             [
                 "Delete route test/10.9.0.0/16 metric 0",
-                "Delete address test/eth0 10.0.0.9/24"
+                "Delete address test/eth0 10.0.0.9"
             ]
         );
     }
@@ -879,7 +946,7 @@ mod tests {
             Resource::Link(LinkKind::Bridge),
         );
         live.resources.insert(
-            ResourceId::new("", Kind::Address, "test0 10.9.9.1/24"),
+            ResourceId::new("", Kind::Address, "test0 10.9.9.1"),
             address("test0", "10.9.9.1/24"),
         );
         // Not in the way: the machine's own loopback and an unrelated veth.
@@ -901,7 +968,7 @@ mod tests {
             }),
         );
         live.resources.insert(
-            ResourceId::new("", Kind::Address, "fa 10.8.0.1/24"),
+            ResourceId::new("", Kind::Address, "fa 10.8.0.1"),
             address("fa", "10.8.0.1/24"),
         );
         let plan = plan(&want, &live, &Records::default(), true);
@@ -909,7 +976,112 @@ mod tests {
             .into_iter()
             .filter(|l| l.starts_with("Delete"))
             .collect();
-        assert_eq!(deletes, ["Delete address -/test0 10.9.9.1/24"]);
+        assert_eq!(deletes, ["Delete address -/test0 10.9.9.1"]);
+    }
+
+    fn route(to: &str, via: Option<&str>, dev: Option<&str>) -> Resource {
+        Resource::Route(crate::model::Route {
+            to: to.parse().unwrap(),
+            metric: 0,
+            via: via.map(|v| v.parse().unwrap()),
+            dev: dev.map(String::from),
+        })
+    }
+
+    #[test]
+    fn a_kernel_route_in_the_way_is_a_conflict_and_never_deleted() {
+        let want = seed();
+        let mut live = applied(&want);
+        // The kernel's route for the pod's address, and one the file
+        // happens to declare too.
+        let connected = ResourceId::new("test", Kind::Route, "10.0.0.0/24 metric 0");
+        live.resources
+            .insert(connected.clone(), route("10.0.0.0/24", None, Some("eth0")));
+        live.route_protocols.insert(connected.clone(), 2);
+        assert!(plan(&want, &live, &Records::default(), false).is_empty());
+        let mut declaring = want.clone();
+        declaring.insert(
+            connected.clone(),
+            route("10.0.0.0/24", Some("10.0.0.1"), None),
+        );
+        let plan = plan(&declaring, &live, &Records::default(), true);
+        assert_eq!(
+            plan.conflicts.len(),
+            1,
+            "not even --adopt takes the kernel's route"
+        );
+        assert_eq!(plan.conflicts[0].owner, Owner::Kernel);
+        assert!(plan.is_empty());
+    }
+
+    #[test]
+    fn a_new_prefix_length_replaces_the_address() {
+        let old = seed();
+        let text = std::fs::read_to_string("examples/seed.yaml").unwrap();
+        let new = desired(&text.replace("10.0.0.2/24", "10.0.0.2/16"));
+        let plan = plan(&new, &applied(&old), &Records::default(), false);
+        let lines = lines(&plan);
+        assert_eq!(
+            &lines[..2],
+            [
+                "Delete address test/eth0 10.0.0.2",
+                "Create address test/eth0 10.0.0.2"
+            ]
+        );
+        assert_eq!(plan.prerequisites[1], vec![0]);
+        // The default route through it is made again, after.
+        assert_eq!(lines[2], "Update route test/0.0.0.0/0 metric 0");
+        assert!(plan.prerequisites[2].contains(&1));
+    }
+
+    #[test]
+    fn adopting_never_replaces_an_object_of_another_kind() {
+        let want = seed();
+        let mut live = Observed::default();
+        live.resources.insert(
+            ResourceId::link("", "testveth0"),
+            Resource::Link(LinkKind::Veth {
+                peer_ns: "other".into(),
+                peer: "x".into(),
+            }),
+        );
+        let plan = plan(&want, &live, &Records::default(), true);
+        assert_eq!(plan.conflicts.len(), 1);
+        assert!(
+            !lines(&plan).iter().any(|l| l.contains("testveth0")),
+            "{:#?}",
+            lines(&plan)
+        );
+    }
+
+    #[test]
+    fn link_local_addresses_are_the_kernels() {
+        let want = seed();
+        let mut live = applied(&want);
+        let (name, address) = Resource::address("eth0", "fe80::1/64".parse().unwrap());
+        live.resources
+            .insert(ResourceId::new("test", Kind::Address, name), address);
+        assert!(plan(&want, &live, &Records::default(), false).is_empty());
+    }
+
+    #[test]
+    fn a_foreign_veth_reaching_into_a_pod_is_left_alone() {
+        let want = seed();
+        let mut live = applied(&want);
+        live.resources.insert(
+            ResourceId::link("", "foo"),
+            Resource::Link(LinkKind::Veth {
+                peer_ns: "test".into(),
+                peer: "bar".into(),
+            }),
+        );
+        for (ns, ifname) in [("", "foo"), ("test", "bar")] {
+            live.resources.insert(
+                ResourceId::new(ns, Kind::Up, ifname),
+                Resource::Up { up: true },
+            );
+        }
+        assert!(plan(&want, &live, &Records::default(), false).is_empty());
     }
 
     #[test]
@@ -985,7 +1157,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{text}: {lines:#?}"))
         };
         assert!(at("Delete link a/eth0") < at("Create link a/eth0"));
-        assert!(at("Create link a/eth0") < at("Create address c/eth0 10.0.0.3/24"));
+        assert!(at("Create link a/eth0") < at("Create address c/eth0 10.0.0.3"));
         assert!(at("Create link a/eth0") < at("Create up a/eth0"));
         // b's end went with the old pair.
         assert!(!lines.iter().any(|l| l.contains(" b/")), "{lines:#?}");

@@ -139,7 +139,7 @@ fn a_kernel_error_names_object_operation_and_reason_and_the_next_apply_finishes(
     let err = stderr(&run);
     // The object, the operation, the kernel's reason.
     assert!(
-        err.contains("address v6-a/eth0 fd00:6::1/64"),
+        err.contains("address v6-a/eth0 fd00:6::1"),
         "names the object:\n{err}"
     );
     assert!(err.contains("add address"), "names the operation:\n{err}");
@@ -154,7 +154,7 @@ fn a_kernel_error_names_object_operation_and_reason_and_the_next_apply_finishes(
     // What was done and what was not.
     assert!(err.contains("done     + link v6-a/eth0"), "{err}");
     assert!(
-        err.contains("FAILED   + address v6-a/eth0 fd00:6::1/64"),
+        err.contains("FAILED   + address v6-a/eth0 fd00:6::1"),
         "{err}"
     );
     assert!(err.contains("run `netloom apply` again"), "{err}");
@@ -173,7 +173,7 @@ fn a_kernel_error_names_object_operation_and_reason_and_the_next_apply_finishes(
         doc["error"]
             .as_str()
             .unwrap()
-            .contains("address v6-a/eth0 fd00:6::1/64"),
+            .contains("address v6-a/eth0 fd00:6::1"),
         "{doc:#}"
     );
     assert_eq!(doc["verified"], false);

@@ -17,9 +17,6 @@ use crate::plan::Observed;
 /// Namespaces observed at once (each has its own socket; dumps on one
 /// socket run one at a time).
 const CONCURRENT_NAMESPACES: usize = 32;
-/// Routes the kernel makes by itself: for every address, and from router
-/// advertisements. They follow the addresses, they are not objects.
-const AUTOMATIC_ROUTE_PROTOCOLS: [u8; 2] = [2, 9];
 
 /// Everything read from one namespace.
 struct View {
@@ -261,14 +258,14 @@ fn translate(
         let Ok(net) = IpNet::new(address.ip, address.prefix_len) else {
             continue;
         };
-        let resource = Resource::Address {
-            ifname: ifname.to_string(),
-            address: net,
-        };
-        add(Kind::Address, format!("{ifname} {net}"), resource);
+        let (name, resource) = Resource::address(ifname, net);
+        add(Kind::Address, name, resource);
     }
     for live in &view.routes {
-        if AUTOMATIC_ROUTE_PROTOCOLS.contains(&live.protocol) || live.table != 254 {
+        // The main table only; routes the kernel made are kept (marked by
+        // their protocol): they are never netloom's, but they can be in
+        // the way of a declared one.
+        if live.table != 254 {
             continue;
         }
         let Ok(to) = IpNet::new(live.dst, live.prefix_len) else {

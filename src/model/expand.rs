@@ -140,16 +140,8 @@ impl<'a> Expander<'a> {
 
     fn addresses(&mut self, ns: &str, ifname: &str, addresses: &[spec::Parsed<spec::IfaceAddr>]) {
         for address in addresses.iter().filter_map(|a| a.ok()) {
-            let net = address.0;
-            self.add(
-                ns,
-                Kind::Address,
-                format!("{ifname} {net}"),
-                Resource::Address {
-                    ifname: ifname.to_string(),
-                    address: net,
-                },
-            );
+            let (name, resource) = Resource::address(ifname, address.0);
+            self.add(ns, Kind::Address, name, resource);
         }
     }
 
@@ -258,16 +250,8 @@ impl<'a> Expander<'a> {
                     bridge_mtu: None,
                 };
                 self.veth(host_end, switch_end, None, None);
-                let net = underlay.0;
-                self.add(
-                    &ns,
-                    Kind::Address,
-                    format!("{ifname} {net}"),
-                    Resource::Address {
-                        ifname: ifname.to_string(),
-                        address: net,
-                    },
-                );
+                let (name, address) = Resource::address(ifname, underlay.0);
+                self.add(&ns, Kind::Address, name, address);
             }
             self.routes(&ns, &host.routes);
             if self.spec.routing.as_ref().map(|r| r.value) == Some(Routing::HostGw) {
@@ -621,7 +605,7 @@ mod tests {
             "link k-underlay/underlay = bridge",
             "namespace n1 = namespace",
             "sysctl n1/net.ipv4.ip_forward = 1",
-            "address n1/eth0 192.168.100.11/24 = 192.168.100.11/24",
+            "address n1/eth0 192.168.100.11 = 192.168.100.11/24",
             "route n1/10.244.2.0/24 metric 0 = 10.244.2.0/24 via 192.168.100.12 metric 0",
             "route n2/10.244.1.0/24 metric 0 = 10.244.1.0/24 via 192.168.100.11 metric 0",
         ] {

@@ -22,6 +22,10 @@ use crate::spec::Mac;
 /// marks routes netloom added, so they are never confused with others.
 pub const ROUTE_PROTOCOL: u8 = 211;
 
+/// Route protocols of routes the kernel makes by itself: `kernel` (the
+/// route of an address's subnet) and `ra` (from a router advertisement).
+pub const KERNEL_ROUTE_PROTOCOLS: [u8; 2] = [2, 9];
+
 /// What kind of kernel object a resource is. The order is the order in
 /// which `status` and `plan` list objects of one namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -234,7 +238,19 @@ impl Resource {
     /// Whether a difference can be fixed in place; otherwise the object is
     /// deleted and created again (a veth's peer, a VXLAN's parameters).
     pub fn updates_in_place(&self) -> bool {
-        !matches!(self, Resource::Link(_) | Resource::Namespace)
+        !matches!(
+            self,
+            Resource::Link(_) | Resource::Namespace | Resource::Address { .. }
+        )
+    }
+
+    /// An address, and the name it goes by: interface and IP (an IPv6
+    /// address is one per interface whatever its prefix; a new prefix
+    /// length replaces the address).
+    pub fn address(ifname: &str, address: IpNet) -> (String, Resource) {
+        let name = format!("{ifname} {}", address.addr());
+        let ifname = ifname.to_string();
+        (name, Resource::Address { ifname, address })
     }
 
     /// A short human description of the value, for plans and status.
