@@ -237,8 +237,9 @@ impl Kernel {
     ) -> Result<()> {
         let started = Instant::now();
         for id in interfaces {
-            // Gone with its own namespace.
-            if !id.ns.is_empty() && !netns::netns_path(&id.ns).exists() {
+            // Gone with its own namespace (an empty file left by a creation
+            // killed half way, or a deletion caught half way, is none).
+            if !id.ns.is_empty() && !netns::netns_exists(&id.ns) {
                 continue;
             }
             let handle = self.handle(&id.ns).await?;
