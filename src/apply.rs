@@ -10,7 +10,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::kernel::{Kernel, KernelError, Scope};
 use crate::model::{self, Desired, Kind, Mode, Resource, ResourceId, Resources};
-use crate::plan::{self, Action, Change, Context, Observed, Plan};
+use crate::plan::{self, Action, Change, Conflict, Context, Observed, Plan};
 use crate::spec::Topology;
 use crate::state::{Record, Records, StateDir, StateError};
 
@@ -41,6 +41,19 @@ pub enum EngineError {
     Internal(String),
 }
 
+impl EngineError {
+    /// Whether it failed for lack of privilege: netloom needs root.
+    pub fn needs_root(&self) -> bool {
+        let errno = match self {
+            EngineError::Kernel(err) => err.errno(),
+            EngineError::State(StateError::Io { source, .. }) => source.raw_os_error(),
+            _ => None,
+        };
+        errno == Some(libc::EPERM)
+            || matches!(self, EngineError::State(_)) && errno == Some(libc::EACCES)
+    }
+}
+
 /// What a run is about, besides the file.
 pub struct Options {
     pub mode: Mode,
@@ -57,13 +70,18 @@ pub struct Execution {
     pub done: Vec<bool>,
     /// The change that failed and why.
     pub failure: Option<(usize, KernelError)>,
-    /// After a complete run: what still differs when read back.
+    /// After a complete run: what still differs when read back, and what
+    /// is in the way of the file then.
     pub unverified: Vec<Change>,
+    pub unverified_conflicts: Vec<Conflict>,
 }
 
 impl Execution {
     pub fn succeeded(&self) -> bool {
-        self.failure.is_none() && self.unverified.is_empty() && self.plan.conflicts.is_empty()
+        self.failure.is_none()
+            && self.unverified.is_empty()
+            && self.unverified_conflicts.is_empty()
+            && self.plan.conflicts.is_empty()
     }
 }
 
@@ -191,8 +209,13 @@ impl Engine {
         dry_run: bool,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
+        let _lock = self.state.lock(self.options.lock_timeout)?;
         let desired = self.desired(topology).await?;
-        self.reconcile(desired, Scope::default(), dry_run, progress)
+        let run = Run {
+            goal: Goal::Apply,
+            dry_run,
+        };
+        self.reconcile(desired, Scope::default(), run, progress)
             .await
     }
 
@@ -205,6 +228,7 @@ impl Engine {
         dry_run: bool,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
+        let _lock = self.state.lock(self.options.lock_timeout)?;
         // From the file: what it places on this machine, and what the
         // record says was made. From a name alone: also every namespace
         // carrying the topology's mark (the record may be gone).
@@ -221,7 +245,10 @@ impl Engine {
         // Restore the values replaced in namespaces that stay (those this
         // topology made go away with their sysctls).
         let records = self.state.records()?;
-        let made = recorded_namespaces(records.get(&name));
+        let made = records
+            .get(&name)
+            .map(Record::all_namespaces)
+            .unwrap_or_default();
         let restore: Resources = records
             .get(&name)
             .into_iter()
@@ -236,7 +263,11 @@ impl Engine {
             topology: name,
             resources: restore,
         };
-        self.reconcile(desired, scope, dry_run, progress).await
+        let run = Run {
+            goal: Goal::Destroy,
+            dry_run,
+        };
+        self.reconcile(desired, scope, run, progress).await
     }
 
     /// Desired vs live, object by object.
@@ -264,82 +295,82 @@ impl Engine {
         Ok(marked.contains(&ns).then_some(ns))
     }
 
+    /// Observes, plans, executes, records and verifies. The caller holds
+    /// the lock.
     async fn reconcile(
         &self,
         desired: Desired,
         extra_scope: Scope,
-        dry_run: bool,
+        run: Run,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
-        let _lock = self.state.lock(self.options.lock_timeout)?;
         let topology = desired.topology.clone();
-        let owned_namespaces: BTreeSet<String> = desired.namespaces().map(String::from).collect();
         let records = self.state.records()?;
-        let recorded_namespaces = recorded_namespaces(records.get(&topology));
-        let all_owned: BTreeSet<String> = owned_namespaces
-            .union(&recorded_namespaces)
-            .cloned()
-            .collect();
-        self.state.recover(&records, &topology)?;
-        let snapshot = self.snapshot(desired, records, extra_scope.clone()).await?;
-        let plan = snapshot.plan.clone();
-        if dry_run || !plan.conflicts.is_empty() || plan.is_empty() {
-            // An empty plan is its own verification: the kernel was just
-            // read and matches.
-            return Ok(Execution {
-                done: vec![false; plan.changes.len()],
-                plan,
-                failure: None,
-                unverified: Vec::new(),
-            });
-        }
-
-        let mut journal = self.state.journal(&topology)?;
-        progress.start(plan.changes.len());
-        let started = Instant::now();
-        let (done, failure) = self.execute(&plan, &mut journal, progress).await?;
-        tracing::info!("executed in {:?}", started.elapsed());
-        progress.finish();
-
-        let mut record = snapshot
-            .records
+        let mut record = records
             .get(&topology)
             .cloned()
             .unwrap_or_else(|| Record::new(&topology));
-        for (change, _) in plan.changes.iter().zip(&done).filter(|(_, done)| **done) {
-            record.note(change, &all_owned);
+        let owned_namespaces: BTreeSet<String> = desired
+            .namespaces()
+            .map(String::from)
+            .chain(record.all_namespaces())
+            .collect();
+        if !run.dry_run {
+            self.state.recover(&records, &topology)?;
         }
-        // Read back: the kernel must now match the file. What is recorded
-        // but gone (e.g. a veth that went with its namespace) is forgotten.
-        let mut unverified = Vec::new();
-        if failure.is_none() {
+        let snapshot = self.snapshot(desired, records, extra_scope.clone()).await?;
+        let plan = snapshot.plan.clone();
+        let mut execution = Execution {
+            done: vec![false; plan.changes.len()],
+            plan,
+            failure: None,
+            unverified: Vec::new(),
+            unverified_conflicts: Vec::new(),
+        };
+        if run.dry_run || !execution.plan.conflicts.is_empty() {
+            return Ok(execution);
+        }
+        if execution.plan.is_empty() {
+            // An empty plan is its own verification: the kernel was just
+            // read and matches. The record is brought up to date only if
+            // it is not (a no-op writes nothing).
+            let before = record.clone();
+            run.settle(&mut record, &snapshot.desired);
+            if record != before {
+                self.state.save(&record)?;
+            }
+            return Ok(execution);
+        }
+
+        let plan = &execution.plan;
+        let mut journal = self.state.journal(&topology)?;
+        progress.start(plan.changes.len());
+        let started = Instant::now();
+        let (done, failure) = self.execute(plan, &mut journal, progress).await?;
+        tracing::info!("executed in {:?}", started.elapsed());
+        progress.finish();
+        for (change, _) in plan.changes.iter().zip(&done).filter(|(_, done)| **done) {
+            record.note(change, &owned_namespaces);
+        }
+        execution.done = done;
+        execution.failure = failure;
+
+        // Read back: the kernel must now match the file.
+        if execution.failure.is_none() {
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
-            let is_destroy = snapshot
-                .desired
-                .resources
-                .keys()
-                .all(|id| id.kind == Kind::Sysctl);
             let again = self
                 .snapshot(snapshot.desired, records, extra_scope)
                 .await?;
-            record
-                .created
-                .retain(|id| again.observed.resources.contains_key(id));
-            if is_destroy && again.plan.is_empty() {
-                record.replaced.clear();
+            if again.plan.is_empty() && again.plan.conflicts.is_empty() {
+                run.settle(&mut record, &again.desired);
             }
-            unverified = again.plan.changes;
+            execution.unverified = again.plan.changes;
+            execution.unverified_conflicts = again.plan.conflicts;
         }
         self.state.save(&record)?;
         journal.finish()?;
-
-        Ok(Execution {
-            plan,
-            done,
-            failure,
-            unverified,
-        })
+        Ok(execution)
     }
 
     /// Runs the changes, each once all its prerequisites are done, up to
@@ -402,6 +433,30 @@ impl Engine {
     }
 }
 
+/// What a reconcile run is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Apply,
+    Destroy,
+}
+
+#[derive(Clone, Copy)]
+struct Run {
+    goal: Goal,
+    dry_run: bool,
+}
+
+impl Run {
+    /// The record once the kernel verifiably holds what this run wanted.
+    fn settle(&self, record: &mut Record, desired: &Desired) {
+        match self.goal {
+            Goal::Apply => record.settle(desired),
+            // Everything is gone and every replaced value restored.
+            Goal::Destroy => *record = Record::new(&record.topology),
+        }
+    }
+}
+
 /// What `destroy` works from.
 pub enum DestroyTarget<'a> {
     File(&'a Topology),
@@ -426,8 +481,10 @@ fn scope_of(desired: &Desired, record: Option<&Record>) -> Scope {
         }
     }
     if let Some(record) = record {
-        for id in &record.created {
-            scope.namespaces.entry(id.ns.clone()).or_default();
+        let made = record.namespaces.iter().cloned();
+        let claimed = record.created.iter().map(|id| id.ns.clone());
+        for ns in made.chain(claimed) {
+            scope.namespaces.entry(ns).or_default();
         }
         for id in record.replaced.keys() {
             scope
@@ -438,15 +495,6 @@ fn scope_of(desired: &Desired, record: Option<&Record>) -> Scope {
         }
     }
     scope
-}
-
-fn recorded_namespaces(record: Option<&Record>) -> BTreeSet<String> {
-    record
-        .into_iter()
-        .flat_map(|r| &r.created)
-        .filter(|id| id.kind == Kind::Namespace)
-        .map(|id| id.ns.clone())
-        .collect()
 }
 
 /// How one object compares (`status`).
@@ -480,11 +528,6 @@ pub fn object_statuses(snapshot: &Snapshot) -> Vec<ObjectStatus> {
         let have = live.get(id).filter(|_| !conflicted.contains(id));
         let state = match (have, planned.get(id)) {
             (None, _) => State::Missing,
-            (Some(_), Some(actions))
-                if actions.contains(&Action::Create) && !actions.contains(&Action::Delete) =>
-            {
-                State::Missing
-            }
             (Some(_), Some(_)) => State::Drifted,
             (Some(_), None) => State::InSync,
         };

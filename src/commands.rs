@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::apply::{DestroyTarget, Engine, EngineError, Execution, Options, Progress, State};
-use crate::cli::{KernelArgs, Output, read_topology, report_topology_error};
+use crate::cli::{KernelArgs, Output, TopologyError, read_topology, report_topology_error};
 use crate::model::Mode;
 use crate::plan::Change;
 use crate::report;
@@ -42,13 +42,33 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
         .block_on(future)
 }
 
-fn topology(file: &str) -> Option<Topology> {
-    read_topology(file)
-        .map_err(|err| report_topology_error(&err))
-        .ok()
+/// The validated topology, or `None` once its problems are reported (as
+/// a JSON document too, with `--output json`).
+fn topology(file: &str, output: Output) -> Option<Topology> {
+    match read_topology(file) {
+        Ok(topology) => Some(topology),
+        Err(err) => {
+            if output == Output::Json {
+                let diagnostics = match &err {
+                    TopologyError::Invalid(d) => {
+                        serde_json::to_value(d.to_json()).unwrap_or_default()
+                    }
+                    TopologyError::Read(_) => serde_json::json!([]),
+                };
+                let doc = serde_json::json!({
+                    "version": 1,
+                    "error": err.to_string(),
+                    "diagnostics": diagnostics,
+                });
+                println!("{doc:#}");
+            }
+            report_topology_error(&err);
+            None
+        }
+    }
 }
 
-fn fail(err: &dyn std::fmt::Display, output: Output) -> ExitCode {
+fn fail(err: &EngineError, output: Output) -> ExitCode {
     if output == Output::Json {
         println!(
             "{:#}",
@@ -56,16 +76,12 @@ fn fail(err: &dyn std::fmt::Display, output: Output) -> ExitCode {
         );
     }
     eprintln!("error: {err}");
-    if is_permission_error(&err.to_string()) {
+    if err.needs_root() {
         eprintln!(
             "  help: netloom changes the kernel's network state: run it as root (CAP_NET_ADMIN, CAP_SYS_ADMIN)"
         );
     }
     ExitCode::FAILURE
-}
-
-fn is_permission_error(message: &str) -> bool {
-    message.contains("Operation not permitted") || message.contains("Permission denied")
 }
 
 pub fn plan(
@@ -75,7 +91,7 @@ pub fn plan(
     detailed: bool,
     output: Output,
 ) -> ExitCode {
-    let Some(topology) = topology(file) else {
+    let Some(topology) = topology(file, output) else {
         return ExitCode::FAILURE;
     };
     let result = engine(kernel, adopt).and_then(|engine| block_on(engine.plan(&topology)));
@@ -110,7 +126,7 @@ pub fn apply(
     dry_run: bool,
     output: Output,
 ) -> ExitCode {
-    let Some(topology) = topology(file) else {
+    let Some(topology) = topology(file, output) else {
         return ExitCode::FAILURE;
     };
     let progress = ProgressDisplay::new(output);
@@ -129,14 +145,21 @@ pub fn destroy(
     let parsed;
     let (target, topology_name) = match (file, name) {
         (Some(file), _) => {
-            let Some(topology) = topology(file) else {
+            let Some(topology) = topology(file, output) else {
                 return ExitCode::FAILURE;
             };
             parsed = topology;
             (DestroyTarget::File(&parsed), parsed.name.value.clone())
         }
-        (None, Some(name)) => (DestroyTarget::Name(name), name.to_string()),
-        (None, None) => unreachable!("clap requires FILE or --name"),
+        // clap requires FILE or --name; the name also names state files.
+        (None, name) => {
+            let name = name.unwrap_or_default();
+            if !crate::validate::is_topology_name(name) {
+                eprintln!("error: `{name}` is not a topology name (1 to 16 of a-z, 0-9 and `-`)");
+                return ExitCode::from(crate::cli::EXIT_USAGE);
+            }
+            (DestroyTarget::Name(name), name.to_string())
+        }
     };
     let progress = ProgressDisplay::new(output);
     let result = engine(kernel, false)
@@ -188,7 +211,7 @@ fn finish_run(
 }
 
 pub fn status(file: &str, kernel: &KernelArgs, output: Output) -> ExitCode {
-    let Some(topology) = topology(file) else {
+    let Some(topology) = topology(file, output) else {
         return ExitCode::FAILURE;
     };
     let result = engine(kernel, false).and_then(|engine| block_on(engine.status(&topology)));
@@ -216,7 +239,7 @@ pub fn status(file: &str, kernel: &KernelArgs, output: Output) -> ExitCode {
 }
 
 pub fn exec(file: &str, pod: &str, command: &[String], kernel: &KernelArgs) -> ExitCode {
-    let Some(topology) = topology(file) else {
+    let Some(topology) = topology(file, Output::Human) else {
         return ExitCode::FAILURE;
     };
     let result =

@@ -25,7 +25,21 @@ pub fn change_line(change: &Change) -> String {
         (Some(from), None) => format!(": {}", from.describe()),
         (None, None) => String::new(),
     };
-    format!("{} {}{value}", sign(change.action), change.id)
+    format!(
+        "{} {}{value}{}",
+        sign(change.action),
+        change.id,
+        taken_along(change)
+    )
+}
+
+/// What goes with a deleted namespace: its veths' other ends elsewhere.
+fn taken_along(change: &Change) -> String {
+    if change.takes_along.is_empty() {
+        return String::new();
+    }
+    let ends: Vec<String> = change.takes_along.iter().map(|id| id.to_string()).collect();
+    format!(" (and with it {})", ends.join(", "))
 }
 
 /// "3 to create, 1 to update, 0 to delete".
@@ -113,7 +127,7 @@ pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, S
     let mut out = format!(
         "{topology}: {done} changes ({create} created, {update} updated, {delete} deleted)"
     );
-    if run.unverified.is_empty() {
+    if run.succeeded() {
         out.push_str(", verified\n");
         return (out, String::new());
     }
@@ -121,6 +135,9 @@ pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, S
     let mut err = String::from("error: read back, the kernel still differs from the file:\n");
     for change in &run.unverified {
         let _ = writeln!(err, "  {}", change_line(change));
+    }
+    for conflict in &run.unverified_conflicts {
+        let _ = writeln!(err, "  conflict: {}", conflict.message());
     }
     (out, err)
 }
@@ -145,6 +162,14 @@ fn change_json(change: &Change, done: Option<bool>) -> Value {
     }
     if let Some(to) = &change.to {
         value["to"] = json!(to.describe());
+    }
+    if !change.takes_along.is_empty() {
+        let ends: Vec<Value> = change
+            .takes_along
+            .iter()
+            .map(|id| json!({ "kind": id.kind, "namespace": id.ns, "name": id.name }))
+            .collect();
+        value["takes_along"] = json!(ends);
     }
     if let Some(done) = done {
         value["done"] = json!(done);
@@ -194,12 +219,13 @@ pub fn execution_json(topology: &str, run: &Execution) -> Value {
             "{} failed: {error}",
             change_line(&plan.changes[*failed])
         ));
-    } else if !run.unverified.is_empty() {
+    } else if !run.unverified.is_empty() || !run.unverified_conflicts.is_empty() {
         doc["error"] = json!("read back, the kernel still differs from the file");
         doc["unverified"] = run
             .unverified
             .iter()
             .map(|c| change_json(c, None))
+            .chain(run.unverified_conflicts.iter().map(conflict_json))
             .collect();
     } else if !plan.conflicts.is_empty() {
         doc["error"] = json!("conflicts: nothing was changed");

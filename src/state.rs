@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Kind, Resource, ResourceId};
+use crate::model::{Desired, Kind, Resource, ResourceId};
 use crate::plan::{Action, Change};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +50,15 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 pub struct Record {
     pub version: u32,
     pub topology: String,
-    /// Namespaces, and links and routes outside them, that this topology
-    /// created (or adopted).
+    /// Namespaces this topology made: where to look for what it left
+    /// behind (a pod removed from the file). Whether a namespace is the
+    /// topology's is its loopback's mark.
+    #[serde(default)]
+    pub namespaces: BTreeSet<String>,
+    /// Objects that are this topology's without a mark to say so: routes
+    /// outside its namespaces (their protocol says netloom, not which
+    /// topology), and whatever a killed run may have created before it
+    /// could mark it.
     pub created: BTreeSet<ResourceId>,
     /// Sysctls of namespaces netloom did not create, with the value they
     /// had before netloom first set them.
@@ -94,7 +101,7 @@ impl Record {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.replaced.is_empty()
+        self.namespaces.is_empty() && self.created.is_empty() && self.replaced.is_empty()
     }
 
     /// Takes note of a change that was (or, when replaying a journal,
@@ -103,6 +110,7 @@ impl Record {
         let id = &change.id;
         match (change.action, id.kind) {
             (Action::Create, Kind::Namespace) => {
+                self.namespaces.insert(id.ns.clone());
                 self.created.insert(id.clone());
             }
             (Action::Create, Kind::Link | Kind::Route) if !owned_namespaces.contains(&id.ns) => {
@@ -115,11 +123,36 @@ impl Record {
                         .or_insert_with(|| value.clone());
                 }
             }
-            (Action::Delete, _) => {
+            (Action::Delete, kind) => {
                 self.created.remove(id);
+                if kind == Kind::Namespace {
+                    self.namespaces.remove(&id.ns);
+                }
             }
             _ => {}
         }
+    }
+
+    /// What is left to record once the kernel is verified to hold exactly
+    /// `desired`, every object marked: its namespaces, and the routes
+    /// outside them. Claims a killed run left, and objects long gone, are
+    /// dropped, so a stale claim can never make a newcomer look netloom's.
+    pub fn settle(&mut self, desired: &Desired) {
+        self.namespaces = desired.namespaces().map(String::from).collect();
+        self.created = desired
+            .resources
+            .keys()
+            .filter(|id| id.kind == Kind::Route && !self.namespaces.contains(&id.ns))
+            .cloned()
+            .collect();
+    }
+
+    /// Every namespace this topology made or may have made.
+    pub fn all_namespaces(&self) -> BTreeSet<String> {
+        let claimed = self.created.iter().filter(|id| id.kind == Kind::Namespace);
+        let mut all = self.namespaces.clone();
+        all.extend(claimed.map(|id| id.ns.clone()));
+        all
     }
 }
 

@@ -297,8 +297,8 @@ fn graph_of_the_seed_has_its_objects() {
         "link test0",
         "link testveth0",
         "master testveth0",
-        "address test0 10.0.0.1/24",
-        "address eth0 10.0.0.2/24",
+        "address test0 10.0.0.1",
+        "address eth0 10.0.0.2",
         "route 0.0.0.0/0 metric 0",
     ] {
         assert!(

@@ -156,7 +156,7 @@ fn json_output_has_the_documented_shape() {
     assert_eq!(find(&plan, "link", "", "test0")["to"], "bridge");
     assert_eq!(find(&plan, "namespace", "test", "test")["action"], "create");
     assert_eq!(
-        find(&plan, "address", "test", "eth0 10.0.0.2/24")["to"],
+        find(&plan, "address", "test", "eth0 10.0.0.2")["to"],
         "10.0.0.2/24"
     );
 

@@ -343,7 +343,7 @@ fn drift_is_reported_and_repaired() {
     assert_exit(&status, 2);
     let status = json(&status);
     assert_eq!(status["version"], 1);
-    let extra = object(&status, "address", "dr-a", "eth0 10.50.0.99/24");
+    let extra = object(&status, "address", "dr-a", "eth0 10.50.0.99");
     assert_eq!(extra["state"], "extra");
     let mtu = object(&status, "mtu", "dr-a", "eth0");
     assert_eq!(mtu["state"], "drifted");

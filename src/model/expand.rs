@@ -109,7 +109,10 @@ impl<'a> Expander<'a> {
     /// out of scope (host mode, another machine). No host: this machine.
     fn host_ns(&self, host: Option<&str>) -> Option<String> {
         match (host, self.mode) {
-            (None, _) => Some(String::new()),
+            // Without hosts, the machine itself; with hosts, an object that
+            // names none is nowhere (validation rejects it).
+            (None, _) if self.spec.hosts.is_empty() => Some(String::new()),
+            (None, _) => None,
             (Some(host), Mode::Lab) => Some(host.to_string()),
             (Some(host), Mode::Host { name, .. }) => (host == name).then(String::new),
         }

@@ -229,7 +229,16 @@ impl Resource {
                     && (want.dev.is_none() || want.dev == have.dev)
             }
             (Resource::Sysctl { value: want }, Resource::Sysctl { value: have }) => {
-                want.split_whitespace().eq(have.split_whitespace())
+                // As /proc/sys shows them: "01" reads back as "1".
+                let same = |a: &str, b: &str| match (a.parse::<i64>(), b.parse::<i64>()) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => a == b,
+                };
+                want.split_whitespace().count() == have.split_whitespace().count()
+                    && want
+                        .split_whitespace()
+                        .zip(have.split_whitespace())
+                        .all(|(a, b)| same(a, b))
             }
             _ => self == live,
         }
@@ -310,5 +319,22 @@ impl Desired {
             .keys()
             .filter(|id| id.kind == Kind::Namespace)
             .map(|id| id.ns.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctls_compare_as_the_kernel_shows_them() {
+        let sysctl = |value: &str| Resource::Sysctl {
+            value: value.to_string(),
+        };
+        assert!(sysctl("01").is_satisfied_by(&sysctl("1")));
+        assert!(sysctl("4096 87380  6291456").is_satisfied_by(&sysctl("4096\t87380\t6291456")));
+        assert!(!sysctl("1").is_satisfied_by(&sysctl("0")));
+        assert!(!sysctl("1 2").is_satisfied_by(&sysctl("1")));
+        assert!(!sysctl("on").is_satisfied_by(&sysctl("off")));
     }
 }

@@ -196,6 +196,12 @@ impl FromStr for Rate {
         if bits_per_second < 8 {
             return Err(format!("`{text}` is too slow to shape a link"));
         }
+        // The kernel shapes in bytes per second.
+        if bits_per_second % 8 != 0 {
+            return Err(format!(
+                "`{text}` is not a whole number of bytes per second (the kernel counts bytes); use a multiple of 8 bit"
+            ));
+        }
         Ok(Rate { bits_per_second })
     }
 }
@@ -304,6 +310,12 @@ mod tests {
             80_000_000
         );
         assert!("fast".parse::<Rate>().is_err());
+        assert!(
+            "1000001bit"
+                .parse::<Rate>()
+                .unwrap_err()
+                .contains("bytes per second")
+        );
         assert!("1.5mbit".parse::<Rate>().is_err());
         assert!("99999999999999999tbit".parse::<Rate>().is_err());
     }

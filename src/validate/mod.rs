@@ -16,6 +16,7 @@ mod overlays;
 mod references;
 mod routes;
 mod values;
+pub use names::is_topology_name;
 
 #[cfg(test)]
 mod rendered;

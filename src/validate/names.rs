@@ -35,13 +35,17 @@ pub(super) fn check(cx: &Context, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Whether `name` can name a topology (it names files of the state dir
+/// too, so it must never hold a `/` or a `..`).
+pub fn is_topology_name(name: &str) -> bool {
+    (1..=MAX_TOPOLOGY_NAME_CHARS).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 fn topology_name(name: &Sp<String>, out: &mut Vec<Diagnostic>) {
-    let valid = |n: &str| {
-        (1..=MAX_TOPOLOGY_NAME_CHARS).contains(&n.len())
-            && n.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    if valid(name) {
+    if is_topology_name(name) {
         return;
     }
     let mut diagnostic = Diagnostic::new(
@@ -63,7 +67,7 @@ fn topology_name(name: &Sp<String>, out: &mut Vec<Diagnostic>) {
             }
         })
         .collect();
-    if valid(&lower) {
+    if is_topology_name(&lower) {
         diagnostic = diagnostic.with_help(format!("did you mean `{lower}`?"));
     } else {
         diagnostic = diagnostic.with_help(
