@@ -67,3 +67,159 @@ fn await_gone_takes_an_empty_namespace_file_for_no_namespace() {
         .block_on(kernel.await_gone(&gone, Duration::from_secs(1)))
         .expect("an interface of no namespace is gone");
 }
+
+/// Runs `ip ARGS` in the calling process's namespace (a test inside its
+/// sandbox); panics if it fails. Returns what it printed.
+#[track_caller]
+fn ip(args: &str) -> String {
+    let output = std::process::Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("ip runs");
+    assert!(
+        output.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `ip -j ARGS`, parsed.
+#[track_caller]
+fn ip_json(args: &str) -> serde_json::Value {
+    let text = ip(&format!("-j {args}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("ip -j {args}: {err}: {text}"))
+}
+
+/// The gateways of the main-table routes to `dst` (`-4` or `-6`), as
+/// (gateway, metric) in the kernel's order.
+fn gateways(family: &str, dst: &str) -> Vec<(String, u64)> {
+    ip_json(&format!("{family} route show {dst}"))
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["gateway"].as_str().unwrap_or("-").to_string(),
+                r["metric"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// A veth `v0` (peer `v1`) in the calling process's namespace, up, with
+/// 10.0.0.2/24 and fd00::2/64.
+fn one_interface() {
+    ip("link add v0 type veth peer name v1");
+    ip("addr add 10.0.0.2/24 dev v0");
+    ip("addr add fd00::2/64 dev v0 nodad");
+    ip("link set v1 up");
+    ip("link set v0 up");
+}
+
+fn route_change(
+    action: netloom::plan::Action,
+    to: &str,
+    metric: u32,
+    from: Option<(&str, Option<&str>)>,
+    wanted: Option<(&str, Option<&str>)>,
+) -> netloom::plan::Change {
+    use netloom::model::{Kind, Resource, Route};
+    let net: ipnet::IpNet = to.parse().unwrap();
+    let route = |(via, dev): (&str, Option<&str>)| {
+        Resource::Route(Route {
+            to: net,
+            metric,
+            via: Some(via.parse().unwrap()),
+            dev: dev.map(String::from),
+        })
+    };
+    netloom::plan::Change {
+        action,
+        id: ResourceId::new("", Kind::Route, Route::id_name(&net, metric)),
+        from: from.map(route),
+        to: wanted.map(route),
+        takes_along: Vec::new(),
+    }
+}
+
+/// A route the plan did not see, with the key of one it creates, is not
+/// overwritten: the create fails with EEXIST. An update replaces in place.
+#[test]
+fn creating_a_route_never_overwrites_one_the_plan_did_not_see() {
+    use netloom::plan::Action::{Create, Update};
+    if !inside_sandbox("creating_a_route_never_overwrites_one_the_plan_did_not_see") {
+        return;
+    }
+    one_interface();
+    ip("route add 10.9.0.0/16 via 10.0.0.254");
+    ip("route add fd00:9::/48 via fd00::fe");
+    let kernel = Kernel::new().expect("kernel");
+    let rt = runtime();
+    for (family, dst, theirs, ours, metric) in [
+        ("-4", "10.9.0.0/16", "10.0.0.254", "10.0.0.1", 0),
+        ("-6", "fd00:9::/48", "fd00::fe", "fd00::1", 1024),
+    ] {
+        let create = route_change(Create, dst, metric, None, Some((ours, None)));
+        let err = rt
+            .block_on(kernel.execute(&create))
+            .expect_err("a create onto an unseen route fails");
+        assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+        assert_eq!(
+            gateways(family, dst),
+            [(theirs.to_string(), u64::from(metric))]
+        );
+
+        let update = route_change(
+            Update,
+            dst,
+            metric,
+            Some((theirs, Some("v0"))),
+            Some((ours, None)),
+        );
+        rt.block_on(kernel.execute(&update)).expect("update");
+        assert_eq!(
+            gateways(family, dst),
+            [(ours.to_string(), u64::from(metric))]
+        );
+    }
+}
+
+/// Deleting a route deletes that route only: one with the same key but
+/// another gateway (it changed since the plan saw it), or with the same
+/// gateway but another metric, stays.
+#[test]
+fn deleting_a_route_takes_only_that_route() {
+    use netloom::plan::Action::Delete;
+    if !inside_sandbox("deleting_a_route_takes_only_that_route") {
+        return;
+    }
+    one_interface();
+    ip("route add 10.9.0.0/16 via 10.0.0.254");
+    ip("route add 10.9.0.0/16 via 10.0.0.1 metric 100");
+    ip("route add fd00:9::/48 via fd00::fe");
+    let kernel = Kernel::new().expect("kernel");
+    let rt = runtime();
+    for (family, dst, theirs, seen, metric) in [
+        ("-4", "10.9.0.0/16", "10.0.0.254", "10.0.0.1", 0),
+        ("-6", "fd00:9::/48", "fd00::fe", "fd00::1", 1024),
+    ] {
+        let before = gateways(family, dst);
+        let stale = route_change(Delete, dst, metric, Some((seen, Some("v0"))), None);
+        rt.block_on(kernel.execute(&stale))
+            .expect("a route already gone is not an error");
+        assert_eq!(gateways(family, dst), before, "{dst} via {seen}");
+
+        let exact = route_change(Delete, dst, metric, Some((theirs, Some("v0"))), None);
+        rt.block_on(kernel.execute(&exact)).expect("delete");
+        let left: Vec<_> = before
+            .into_iter()
+            .filter(|(via, m)| (via.as_str(), *m) != (theirs, u64::from(metric)))
+            .collect();
+        assert_eq!(gateways(family, dst), left, "{dst} via {theirs}");
+    }
+    assert_eq!(
+        gateways("-4", "10.9.0.0/16"),
+        [("10.0.0.1".to_string(), 100)]
+    );
+}

@@ -1,7 +1,9 @@
 //! One change -> the netlink requests (or namespace and sysctl operations)
-//! that make it. Every change is idempotent: what is already as wanted
-//! (an address present, a route gone) is not an error, so a run that was
-//! killed half way can simply run again.
+//! that make it. A run killed half way is finished by the next one, whose
+//! plan starts from what is there; so a change does exactly what its plan
+//! saw was needed: what is already gone is not an error for a delete, but
+//! a route the plan did not see is not overwritten by a create (EEXIST),
+//! and a delete takes only the route the plan saw.
 
 use std::io;
 
@@ -23,7 +25,7 @@ impl Kernel {
     pub async fn execute(&self, change: &Change) -> Result<()> {
         let id = &change.id;
         match (change.action, &change.to, &change.from) {
-            (Action::Create | Action::Update, Some(to), _) => self.set(id, to).await,
+            (Action::Create | Action::Update, Some(to), _) => self.set(id, to, change.action).await,
             (Action::Delete, _, Some(from)) => self.remove(id, from).await,
             _ => Err(KernelError {
                 op: format!("{:?} {id}", change.action),
@@ -32,8 +34,9 @@ impl Kernel {
         }
     }
 
-    /// Makes `id` have the value `to`.
-    async fn set(&self, id: &ResourceId, to: &Resource) -> Result<()> {
+    /// Makes `id` have the value `to`: creates it (`Action::Create`) or
+    /// changes it in place (`Action::Update`).
+    async fn set(&self, id: &ResourceId, to: &Resource, action: Action) -> Result<()> {
         let ns = id.ns.as_str();
         let name = id.name.as_str();
         let by_name = || LinkId::Name(name.to_string());
@@ -93,8 +96,10 @@ impl Kernel {
                     metric: Some(wanted.metric),
                 };
                 let handle = self.handle(ns).await?;
-                // Replace creates when absent: one request for both.
-                route::add_route(&handle, &kernel_route, true).await
+                // A create is exclusive: a route with the same key that the
+                // plan did not see is an error, not silently overwritten.
+                // Only an update replaces the route the plan saw.
+                route::add_route(&handle, &kernel_route, action == Action::Update).await
             }
             Resource::Fdb { ifname, dst } => {
                 let index = self.index(ns, ifname).await?;
@@ -205,17 +210,24 @@ impl Kernel {
                 )
             }
             Resource::Route(live) => {
+                let oif = match &live.dev {
+                    Some(dev) => match self.index(ns, dev).await {
+                        Ok(index) => Some(index),
+                        // Its interface is gone, and the route with it.
+                        Err(err) if err.errno() == Some(libc::ENODEV) => return Ok(()),
+                        Err(err) => return Err(err),
+                    },
+                    None => None,
+                };
+                let exact = route::Route {
+                    dst: live.to.network(),
+                    prefix_len: live.to.prefix_len(),
+                    via: live.via,
+                    oif,
+                    metric: Some(live.metric),
+                };
                 let handle = self.handle(ns).await?;
-                tolerate(
-                    route::delete_route(
-                        &handle,
-                        live.to.network(),
-                        live.to.prefix_len(),
-                        live.metric,
-                    )
-                    .await,
-                    &[libc::ESRCH],
-                )
+                tolerate(route::delete_route(&handle, &exact).await, &[libc::ESRCH])
             }
             Resource::Fdb { ifname, dst } => {
                 let index = self.index(ns, ifname).await?;

@@ -54,31 +54,38 @@ fn family(ip: IpAddr) -> AddressFamily {
     }
 }
 
-/// A message addressing (family, dst, metric) in the main table, protocol
-/// netloom.
-fn keyed_message(dst: IpAddr, prefix_len: u8, metric: Option<u32>) -> RouteMessage {
+/// A message naming `route` in the main table: its key (family,
+/// destination, metric) and, when set, its gateway and output interface.
+fn message(route: &Route) -> RouteMessage {
     let mut message = RouteMessage::default();
-    message.header.address_family = family(dst);
-    message.header.destination_prefix_length = prefix_len;
+    message.header.address_family = family(route.dst);
+    message.header.destination_prefix_length = route.prefix_len;
     message.header.table = RouteHeader::RT_TABLE_MAIN;
-    message.header.protocol = RouteProtocol::from(ROUTE_PROTOCOL);
     // Like `ip route`, leave RTA_DST out of default routes.
-    if prefix_len > 0 {
+    if route.prefix_len > 0 {
         message
             .attributes
-            .push(RouteAttribute::Destination(dst.into()));
+            .push(RouteAttribute::Destination(route.dst.into()));
     }
-    if let Some(metric) = metric {
+    if let Some(metric) = route.metric {
         message.attributes.push(RouteAttribute::Priority(metric));
+    }
+    if let Some(via) = route.via {
+        message.attributes.push(RouteAttribute::Gateway(via.into()));
+    }
+    if let Some(oif) = route.oif {
+        message.attributes.push(RouteAttribute::Oif(oif));
     }
     message
 }
 
-/// Adds a route (EEXIST if one with the same destination and metric exists),
-/// or with `replace` replaces it in place (NLM_F_REPLACE: a new via/dev for
-/// the same destination and metric; created if absent).
+/// Adds a route with netloom's protocol: create-exclusive (EEXIST if one
+/// with the same destination and metric exists), or with `replace` in
+/// place of the one with that key (NLM_F_REPLACE: a new via/dev; created
+/// if absent).
 pub async fn add_route(handle: &Handle, route: &Route, replace: bool) -> Result<()> {
-    let mut message = keyed_message(route.dst, route.prefix_len, route.metric);
+    let mut message = message(route);
+    message.header.protocol = RouteProtocol::from(ROUTE_PROTOCOL);
     message.header.kind = RouteType::Unicast;
     // A route without gateway is on-link (`scope link`, as `ip route` sets).
     message.header.scope = if route.via.is_some() {
@@ -86,12 +93,6 @@ pub async fn add_route(handle: &Handle, route: &Route, replace: bool) -> Result<
     } else {
         RouteScope::Link
     };
-    if let Some(via) = route.via {
-        message.attributes.push(RouteAttribute::Gateway(via.into()));
-    }
-    if let Some(oif) = route.oif {
-        message.attributes.push(RouteAttribute::Oif(oif));
-    }
     let mut request = handle.route().add(message);
     if replace {
         request = request.replace();
@@ -104,41 +105,64 @@ pub async fn add_route(handle: &Handle, route: &Route, replace: bool) -> Result<
     })
 }
 
-/// Deletes the route to `dst/prefix_len` with `metric` from the main table
-/// (ESRCH if absent).
-pub async fn delete_route(handle: &Handle, dst: IpAddr, prefix_len: u8, metric: u32) -> Result<()> {
-    let mut message = keyed_message(dst, prefix_len, Some(metric));
+/// Deletes exactly `route` from the main table: its destination, metric,
+/// gateway and output interface must all match (ESRCH if no route does),
+/// so a route with the same key but another gateway or interface is never
+/// taken instead.
+pub async fn delete_route(handle: &Handle, route: &Route) -> Result<()> {
+    let describe = || format!("delete route {route:?}");
+    // An IPv4 delete takes metric 0 for "any metric": it would take a route
+    // with the same gateway and interface but another metric when this one
+    // is gone. Make sure it is there.
+    if route.dst.is_ipv4() && route.metric.unwrap_or(0) == 0 && !is_present(handle, route).await? {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH)).op(describe);
+    }
+    let mut message = message(route);
     // The plan deletes only routes this topology owns (any protocol inside
     // its own namespaces): match every protocol.
     message.header.protocol = RouteProtocol::Unspec;
     // Scope "nowhere" matches routes of any scope (IPv4).
     message.header.scope = RouteScope::NoWhere;
-    handle
-        .route()
-        .del(message)
-        .execute()
-        .await
-        .op(|| format!("delete route {dst}/{prefix_len} metric {metric}"))
+    handle.route().del(message).execute().await.op(describe)
+}
+
+/// Whether the main table has `route` (its gateway and interface where
+/// given) with the metric given.
+async fn is_present(handle: &Handle, route: &Route) -> Result<bool> {
+    let metric = route.metric.unwrap_or_else(|| default_metric(route.dst));
+    Ok(dump_family(handle, family(route.dst))
+        .await?
+        .iter()
+        .any(|live| {
+            live.dst == route.dst
+                && live.prefix_len == route.prefix_len
+                && live.metric == metric
+                && live.via == route.via
+                && route.oif.is_none_or(|oif| live.oif == Some(oif))
+        }))
 }
 
 /// Dumps the main table, IPv4 then IPv6 (one dump at a time per socket).
 /// The table filter is applied by the kernel (strict checking is on).
 pub async fn dump_routes(handle: &Handle) -> Result<Vec<ObservedRoute>> {
-    let mut routes = Vec::new();
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        let mut filter = RouteMessage::default();
-        filter.header.address_family = family;
-        filter.header.table = RouteHeader::RT_TABLE_MAIN;
-        let messages: Vec<RouteMessage> = handle
-            .route()
-            .get(filter)
-            .execute()
-            .try_collect()
-            .await
-            .op(|| format!("dump {family:?} routes"))?;
-        routes.extend(messages.iter().filter_map(decode_route));
-    }
+    let mut routes = dump_family(handle, AddressFamily::Inet).await?;
+    routes.extend(dump_family(handle, AddressFamily::Inet6).await?);
     Ok(routes)
+}
+
+/// Dumps the main table's routes of one family.
+async fn dump_family(handle: &Handle, family: AddressFamily) -> Result<Vec<ObservedRoute>> {
+    let mut filter = RouteMessage::default();
+    filter.header.address_family = family;
+    filter.header.table = RouteHeader::RT_TABLE_MAIN;
+    let messages: Vec<RouteMessage> = handle
+        .route()
+        .get(filter)
+        .execute()
+        .try_collect()
+        .await
+        .op(|| format!("dump {family:?} routes"))?;
+    Ok(messages.iter().filter_map(decode_route).collect())
 }
 
 fn ip(address: &RouteAddress) -> Option<IpAddr> {
