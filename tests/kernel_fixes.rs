@@ -8,10 +8,11 @@
 //! the test binary again inside their sandbox: see `inside_sandbox`.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Sandbox, assert_ok};
+use common::{Sandbox, apply_converged, assert_exit, assert_ok};
 use netloom::kernel::Kernel;
 use netloom::model::ResourceId;
 
@@ -222,4 +223,101 @@ fn deleting_a_route_takes_only_that_route() {
         gateways("-4", "10.9.0.0/16"),
         [("10.0.0.1".to_string(), 100)]
     );
+}
+
+/// The IPv6 addresses of an interface (`""`: the sandbox's own namespace)
+/// as `ip -j` shows them, link-local ones included.
+fn ipv6_addresses(sandbox: &Sandbox, ns: &str, ifname: &str) -> Vec<String> {
+    let n = if ns.is_empty() {
+        String::new()
+    } else {
+        format!("-n {ns} ")
+    };
+    sandbox.ip_json(&format!("{n}-6 addr show dev {ifname}"))[0]["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect()
+}
+
+/// A declared IPv6 link-local address is observed like any other: it is
+/// added once and then in sync (it used to be dropped from every dump, so
+/// every run added it again). The kernel's own link-local addresses stay.
+#[test]
+fn a_declared_link_local_address_converges() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let file = support::topology_file(
+        "link-local.yaml",
+        r#"
+name: ll
+bridges:
+  llbr0:
+    addresses: [10.40.0.1/24, "fe80::1/64"]
+pods:
+  ll-a:
+    interfaces:
+      eth0: { bridge: llbr0, addresses: [10.40.0.2/24, "fe80::a/64"] }
+      eth1: { addresses: ["fe80::1:a/64"] }
+  ll-b:
+    interfaces:
+      eth1: { addresses: ["fe80::1:b/64", "fd00:40::b/64"] }
+links:
+  - endpoints: [ll-a:eth1, ll-b:eth1]
+"#,
+    );
+    apply_converged(&sandbox, &file);
+    support::settle(&sandbox);
+    assert_exit(&sandbox.netloom(&["plan", "--detailed-exitcode", &file]), 0);
+    let has = |ns: &str, ifname: &str, address: &str| {
+        let found = ipv6_addresses(&sandbox, ns, ifname);
+        assert!(
+            found.iter().any(|a| a == address),
+            "{ns}/{ifname}: {found:?}"
+        );
+        found
+    };
+    has("", "llbr0", "fe80::1/64");
+    let a0 = has("ll-a", "eth0", "fe80::a/64");
+    has("ll-a", "eth1", "fe80::1:a/64");
+    let b1 = has("ll-b", "eth1", "fe80::1:b/64");
+    // The kernel's own (from the MAC) are still there beside them.
+    for found in [a0, b1] {
+        assert!(
+            found.iter().any(|a| a.starts_with("fe80::")
+                && a.ends_with("/64")
+                && a.matches(':').count() > 3),
+            "{found:?}"
+        );
+    }
+}
+
+/// An address the plan did not see (it appeared since) is not taken over
+/// by a create: EEXIST is an error.
+#[test]
+fn adding_an_address_that_appeared_since_fails() {
+    use netloom::model::{Kind, Resource};
+    if !inside_sandbox("adding_an_address_that_appeared_since_fails") {
+        return;
+    }
+    one_interface();
+    let kernel = Kernel::new().expect("kernel");
+    let rt = runtime();
+    for address in ["10.0.0.2/24", "fd00::2/64"] {
+        let address: ipnet::IpNet = address.parse().unwrap();
+        let (name, resource) = Resource::address("v0", address);
+        let create = netloom::plan::Change {
+            action: netloom::plan::Action::Create,
+            id: ResourceId::new("", Kind::Address, name),
+            from: None,
+            to: Some(resource),
+            takes_along: Vec::new(),
+        };
+        let err = rt
+            .block_on(kernel.execute(&create))
+            .expect_err("adding an address that is there fails");
+        assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+    }
 }

@@ -72,9 +72,10 @@ pub async fn delete_address(handle: &Handle, address: &Address) -> Result<()> {
         })
 }
 
-/// Dumps the addresses of the handle's namespace, both families, without the
-/// ones the kernel makes by itself: IPv6 link-local (fe80::/10) and loopback
-/// (127.0.0.0/8, ::1).
+/// Dumps every address of the handle's namespace, both families, IPv6
+/// link-local ones included: a file may declare one (the kernel's own are
+/// told apart by the plan, as undeclared). Those of the loopback are left
+/// to the caller to skip by interface.
 pub async fn dump_addresses(handle: &Handle) -> Result<Vec<ObservedAddress>> {
     let messages: Vec<AddressMessage> = handle
         .address()
@@ -83,11 +84,7 @@ pub async fn dump_addresses(handle: &Handle) -> Result<Vec<ObservedAddress>> {
         .try_collect()
         .await
         .op(|| "dump addresses".to_string())?;
-    Ok(messages
-        .iter()
-        .filter_map(decode_address)
-        .filter(|a| !is_automatic(a.address.ip))
-        .collect())
+    Ok(messages.iter().filter_map(decode_address).collect())
 }
 
 fn decode_address(message: &AddressMessage) -> Option<ObservedAddress> {
@@ -113,11 +110,4 @@ fn decode_address(message: &AddressMessage) -> Option<ObservedAddress> {
         },
         flags,
     })
-}
-
-fn is_automatic(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => ip.is_loopback(),
-        IpAddr::V6(ip) => ip.is_loopback() || ip.is_unicast_link_local(),
-    }
 }

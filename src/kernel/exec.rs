@@ -2,8 +2,8 @@
 //! that make it. A run killed half way is finished by the next one, whose
 //! plan starts from what is there; so a change does exactly what its plan
 //! saw was needed: what is already gone is not an error for a delete, but
-//! a route the plan did not see is not overwritten by a create (EEXIST),
-//! and a delete takes only the route the plan saw.
+//! an address or route the plan did not see is not taken over by a create
+//! (EEXIST), and a delete takes only the route the plan saw.
 
 use std::io;
 
@@ -81,7 +81,9 @@ impl Kernel {
                     prefix_len: address.prefix_len(),
                 };
                 let handle = self.handle(ns).await?;
-                tolerate(addr::add_address(&handle, &address).await, &[libc::EEXIST])
+                // The plan adds only an address that is not there: one that
+                // is (EEXIST) appeared since, and is not taken over.
+                addr::add_address(&handle, &address).await
             }
             Resource::Route(wanted) => {
                 let oif = match &wanted.dev {
