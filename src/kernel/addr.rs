@@ -16,13 +16,6 @@ pub struct Address {
     pub prefix_len: u8,
 }
 
-/// An address as observed, with its IFA_F_* flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ObservedAddress {
-    pub address: Address,
-    pub flags: AddressFlags,
-}
-
 /// The message naming `address` in a delete request.
 fn message(address: &Address) -> AddressMessage {
     match address.ip {
@@ -76,7 +69,7 @@ pub async fn delete_address(handle: &Handle, address: &Address) -> Result<()> {
 /// link-local ones included: a file may declare one (the kernel's own are
 /// told apart by the plan, as undeclared). Those of the loopback are left
 /// to the caller to skip by interface.
-pub async fn dump_addresses(handle: &Handle) -> Result<Vec<ObservedAddress>> {
+pub async fn dump_addresses(handle: &Handle) -> Result<Vec<Address>> {
     let messages: Vec<AddressMessage> = handle
         .address()
         .get()
@@ -87,27 +80,21 @@ pub async fn dump_addresses(handle: &Handle) -> Result<Vec<ObservedAddress>> {
     Ok(messages.iter().filter_map(decode_address).collect())
 }
 
-fn decode_address(message: &AddressMessage) -> Option<ObservedAddress> {
+fn decode_address(message: &AddressMessage) -> Option<Address> {
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's on
     // point-to-point links, and the only one IPv6 sends.
     let mut local = None;
     let mut address = None;
-    // IFA_FLAGS (32 bits) supersedes the 8-bit header field when present.
-    let mut flags = AddressFlags::from_bits_retain(u32::from(message.header.flags.bits()));
     for attribute in &message.attributes {
         match attribute {
             AddressAttribute::Local(ip) => local = Some(*ip),
             AddressAttribute::Address(ip) => address = Some(*ip),
-            AddressAttribute::Flags(all) => flags = *all,
             _ => {}
         }
     }
-    Some(ObservedAddress {
-        address: Address {
-            index: message.header.index,
-            ip: local.or(address)?,
-            prefix_len: message.header.prefix_len,
-        },
-        flags,
+    Some(Address {
+        index: message.header.index,
+        ip: local.or(address)?,
+        prefix_len: message.header.prefix_len,
     })
 }

@@ -8,7 +8,7 @@
 use std::io;
 
 use super::error::{Context, KernelError, Result};
-use super::link::{LinkChange, LinkConfig, LinkId, VethConfig, VxlanConfig};
+use super::link::{LinkChange, VethConfig, VxlanConfig};
 use super::{Kernel, addr, fdb, link, namespace_label, netns, qdisc, route, sysctl};
 use crate::model::{LinkKind, Resource, ResourceId};
 use crate::plan::{Action, Change};
@@ -39,7 +39,6 @@ impl Kernel {
     async fn set(&self, id: &ResourceId, to: &Resource, action: Action) -> Result<()> {
         let ns = id.ns.as_str();
         let name = id.name.as_str();
-        let by_name = || LinkId::Name(name.to_string());
         match to {
             Resource::Namespace => self.create_namespace(ns).await,
             Resource::Sysctl { value } => {
@@ -50,18 +49,18 @@ impl Kernel {
             }
             Resource::Link(kind) => self.create_link(ns, name, kind).await,
             Resource::Alias { alias } => {
-                self.change(ns, by_name(), LinkChange::Alias(alias.clone()))
+                self.change(ns, name, LinkChange::Alias(alias.clone()))
                     .await
             }
-            Resource::Mac { mac } => self.change(ns, by_name(), LinkChange::Mac(*mac)).await,
-            Resource::Mtu { mtu } => self.change(ns, by_name(), LinkChange::Mtu(*mtu)).await,
-            Resource::Up { up } => self.change(ns, by_name(), LinkChange::Up(*up)).await,
+            Resource::Mac { mac } => self.change(ns, name, LinkChange::Mac(*mac)).await,
+            Resource::Mtu { mtu } => self.change(ns, name, LinkChange::Mtu(*mtu)).await,
+            Resource::Up { up } => self.change(ns, name, LinkChange::Up(*up)).await,
             Resource::Master { master } => {
                 let master = self.index(ns, master).await?;
-                match self.change(ns, by_name(), LinkChange::Port(master)).await {
+                match self.change(ns, name, LinkChange::Port(master)).await {
                     // A kernel without IPv6: a plain enslave.
                     Err(err) if err.errno() == Some(libc::EAFNOSUPPORT) => {
-                        self.change(ns, by_name(), LinkChange::Master(Some(master)))
+                        self.change(ns, name, LinkChange::Master(Some(master)))
                             .await
                     }
                     other => other,
@@ -95,7 +94,7 @@ impl Kernel {
                     prefix_len: wanted.to.prefix_len(),
                     via: wanted.via,
                     oif,
-                    metric: Some(wanted.metric),
+                    metric: wanted.metric,
                 };
                 let handle = self.handle(ns).await?;
                 // A create is exclusive: a route with the same key that the
@@ -114,23 +113,20 @@ impl Kernel {
         }
     }
 
-    async fn change(&self, ns: &str, link: LinkId, change: LinkChange) -> Result<()> {
+    async fn change(&self, ns: &str, name: &str, change: LinkChange) -> Result<()> {
         let handle = self.handle(ns).await?;
-        link::change_link(&handle, &link, change).await
+        link::change_link(&handle, name, change).await
     }
 
     async fn create_link(&self, ns: &str, name: &str, kind: &LinkKind) -> Result<()> {
         let handle = self.handle(ns).await?;
         let index = match kind {
-            LinkKind::Bridge => link::create_bridge(&handle, name, &LinkConfig::default()).await?,
+            LinkKind::Bridge => link::create_bridge(&handle, name).await?,
             LinkKind::Veth { peer_ns, peer } => {
                 let veth = VethConfig {
                     name: name.to_string(),
-                    near: LinkConfig::default(),
                     peer_name: peer.clone(),
                     peer_netns: (peer_ns != ns).then(|| peer_ns.clone()),
-                    peer_mtu: None,
-                    peer_mac: None,
                 };
                 link::create_veth(&handle, &veth).await?
             }
@@ -141,8 +137,6 @@ impl Kernel {
                     local: vxlan.local,
                     underlay: self.index(ns, &vxlan.underlay).await?,
                     port: vxlan.port,
-                    learning: true,
-                    link: LinkConfig::default(),
                 };
                 link::create_vxlan(&handle, &config).await?
             }
@@ -172,24 +166,17 @@ impl Kernel {
             }
             Resource::Link(kind) => {
                 let handle = self.handle(ns).await?;
-                let result = link::delete_link(&handle, &LinkId::Name(name.to_string())).await;
+                let result = link::delete_link(&handle, name).await;
                 self.forget_index(ns, name);
                 if let LinkKind::Veth { peer_ns, peer } = kind {
                     self.forget_index(peer_ns, peer);
                 }
                 tolerate(result, &[libc::ENODEV])
             }
-            Resource::Master { .. } => {
-                self.change(ns, LinkId::Name(name.to_string()), LinkChange::Master(None))
-                    .await
-            }
+            Resource::Master { .. } => self.change(ns, name, LinkChange::Master(None)).await,
             Resource::Alias { .. } => {
-                self.change(
-                    ns,
-                    LinkId::Name(name.to_string()),
-                    LinkChange::Alias(String::new()),
-                )
-                .await
+                self.change(ns, name, LinkChange::Alias(String::new()))
+                    .await
             }
             Resource::Qdisc { .. } => {
                 let index = self.index(ns, name).await?;
@@ -226,7 +213,7 @@ impl Kernel {
                     prefix_len: live.to.prefix_len(),
                     via: live.via,
                     oif,
-                    metric: Some(live.metric),
+                    metric: live.metric,
                 };
                 let handle = self.handle(ns).await?;
                 tolerate(route::delete_route(&handle, &exact).await, &[libc::ESRCH])

@@ -1,6 +1,6 @@
 //! Links: bridges, veth pairs, VXLAN devices; their attributes; dumps.
 
-use std::{fmt, net::IpAddr, os::fd::AsRawFd};
+use std::{net::IpAddr, os::fd::AsRawFd};
 
 use crate::spec::Mac;
 
@@ -25,48 +25,16 @@ fn mac_from_bytes(bytes: &[u8]) -> Option<Mac> {
     Some(Mac(bytes.try_into().ok()?))
 }
 
-/// Attributes a link can be created with. All but the alias go into the
-/// RTM_NEWLINK create request (IFLA_MASTER included: the link is enslaved at
-/// creation). The kernel silently ignores IFLA_IFALIAS in a create request,
-/// so the alias is set by a second request right after.
-#[derive(Clone, Debug, Default)]
-pub struct LinkConfig {
-    pub mtu: Option<u32>,
-    pub mac: Option<Mac>,
-    /// IFF_UP at creation.
-    pub up: bool,
-    /// Ifindex of the bridge to enslave the link to (IFLA_MASTER).
-    pub master: Option<u32>,
-    /// IFLA_IFALIAS: netloom's ownership mark, up to 255 bytes.
-    pub alias: Option<String>,
-}
-
-impl LinkConfig {
-    fn apply<T>(&self, mut builder: LinkMessageBuilder<T>) -> LinkMessageBuilder<T> {
-        if let Some(mtu) = self.mtu {
-            builder = builder.mtu(mtu);
-        }
-        if let Some(mac) = self.mac {
-            builder = builder.address(mac.0.to_vec());
-        }
-        if self.up {
-            builder = builder.up();
-        }
-        if let Some(master) = self.master {
-            builder = builder.controller(master);
-        }
-        builder
-    }
-}
-
 /// Creates a link: an RTM_NEWLINK create request (EEXIST if the name is
 /// taken) with NLM_F_ECHO, so the kernel sends the new link back and its
-/// ifindex needs no lookup; then the alias, if any. Returns the ifindex.
+/// ifindex needs no lookup. The link is created bare: netloom sets its
+/// alias (the kernel ignores IFLA_IFALIAS in a create request), MTU, MAC,
+/// master and state afterwards, one attribute at a time. Returns the
+/// ifindex.
 async fn create_link(
     handle: &Handle,
     name: &str,
     message: LinkMessage,
-    alias: Option<&str>,
 ) -> std::result::Result<u32, rtnetlink::Error> {
     let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
     let echoed = request(handle, RouteNetlinkMessage::NewLink(message), flags).await?;
@@ -75,36 +43,24 @@ async fn create_link(
         _ => None,
     });
     // Some link types (vxlan) are not echoed: ask.
-    let index = match echoed_index {
-        Some(index) => index,
-        None => {
-            let found = handle
-                .link()
-                .get()
-                .match_name(name.to_string())
-                .execute()
-                .try_next()
-                .await?;
-            found
-                .map(|link| link.header.index)
-                .ok_or(rtnetlink::Error::RequestFailed)?
-        }
-    };
-    if let Some(alias) = alias {
-        handle
+    match echoed_index {
+        Some(index) => Ok(index),
+        None => handle
             .link()
-            .change(LinkUnspec::new_with_index(index).alias(alias).build())
+            .get()
+            .match_name(name.to_string())
             .execute()
-            .await?;
+            .try_next()
+            .await?
+            .map(|link| link.header.index)
+            .ok_or(rtnetlink::Error::RequestFailed),
     }
-    Ok(index)
 }
 
-/// Creates a bridge, like `ip link add NAME type bridge [mtu M] [address A]
-/// [up]`. Returns its ifindex.
-pub async fn create_bridge(handle: &Handle, name: &str, config: &LinkConfig) -> Result<u32> {
-    let message = config.apply(LinkBridge::new(name)).build();
-    create_link(handle, name, message, config.alias.as_deref())
+/// Creates a bridge, like `ip link add NAME type bridge`. Returns its
+/// ifindex.
+pub async fn create_bridge(handle: &Handle, name: &str) -> Result<u32> {
+    create_link(handle, name, LinkBridge::new(name).build())
         .await
         .op(|| format!("create bridge {name}"))
 }
@@ -114,20 +70,17 @@ pub async fn create_bridge(handle: &Handle, name: &str, config: &LinkConfig) -> 
 #[derive(Clone, Debug)]
 pub struct VethConfig {
     pub name: String,
-    pub near: LinkConfig,
     pub peer_name: String,
     /// Namespace of the peer: `None` = the near end's; `Some("")` = the
     /// process's own; `Some(name)` = /run/netns/name.
     pub peer_netns: Option<String>,
-    pub peer_mtu: Option<u32>,
-    pub peer_mac: Option<Mac>,
 }
 
 /// Creates a veth pair, like `ip link add NAME type veth peer name PEER netns
 /// NS`, with the peer born in its target namespace (IFLA_NET_NS_FD inside
-/// VETH_INFO_PEER). The near end can be enslaved and brought up in the same
-/// request; the peer can't be created up (ENOTCONN): bring it up afterwards
-/// through a handle in the peer's namespace. Returns the near end's ifindex.
+/// VETH_INFO_PEER). The peer can't be created up (ENOTCONN): bring it up
+/// afterwards through a handle in the peer's namespace. Returns the near
+/// end's ifindex.
 pub async fn create_veth(handle: &Handle, veth: &VethConfig) -> Result<u32> {
     let describe = || format!("create veth {} with peer {}", veth.name, veth.peer_name);
     // IFLA_NET_NS_FD is a raw fd number: it must stay open until the kernel
@@ -143,28 +96,17 @@ pub async fn create_veth(handle: &Handle, veth: &VethConfig) -> Result<u32> {
     if let Some(ns) = &peer_ns {
         peer = peer.setns_by_fd(ns.as_raw_fd());
     }
-    if let Some(mtu) = veth.peer_mtu {
-        peer = peer.mtu(mtu);
-    }
-    if let Some(mac) = veth.peer_mac {
-        peer = peer.address(mac.0.to_vec());
-    }
 
-    let message = veth
-        .near
-        .apply(
-            LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-                .name(veth.name.clone()),
-        )
+    let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(veth.name.clone())
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
         .build();
-    create_link(handle, &veth.name, message, veth.near.alias.as_deref())
-        .await
-        .op(describe)
+    create_link(handle, &veth.name, message).await.op(describe)
 }
 
 /// A VXLAN device for head-end replication: no group, remotes come from
-/// all-zero-MAC fdb entries (see `fdb`).
+/// all-zero-MAC fdb entries (see `fdb`); remote MACs are learnt (the
+/// kernel's default).
 #[derive(Clone, Debug)]
 pub struct VxlanConfig {
     pub name: String,
@@ -175,51 +117,21 @@ pub struct VxlanConfig {
     pub underlay: u32,
     /// UDP destination port (4789 is the IANA one; the kernel's default is 8472).
     pub port: u16,
-    pub learning: bool,
-    pub link: LinkConfig,
 }
 
 /// Creates a VXLAN device, like `ip link add NAME type vxlan id VNI local IP
-/// dev DEV dstport PORT [no]learning`. Returns its ifindex.
+/// dev DEV dstport PORT`. Returns its ifindex.
 pub async fn create_vxlan(handle: &Handle, vxlan: &VxlanConfig) -> Result<u32> {
-    let mut builder = LinkVxlan::new(&vxlan.name, vxlan.vni)
+    let builder = LinkVxlan::new(&vxlan.name, vxlan.vni)
         .dev(vxlan.underlay)
-        .port(vxlan.port)
-        .learning(vxlan.learning);
-    builder = match vxlan.local {
+        .port(vxlan.port);
+    let builder = match vxlan.local {
         IpAddr::V4(local) => builder.local(local),
         IpAddr::V6(local) => builder.local6(local),
     };
-    let message = vxlan.link.apply(builder).build();
-    create_link(handle, &vxlan.name, message, vxlan.link.alias.as_deref())
+    create_link(handle, &vxlan.name, builder.build())
         .await
         .op(|| format!("create vxlan {} (vni {})", vxlan.name, vxlan.vni))
-}
-
-/// An existing link, by ifindex or by name (the kernel resolves IFLA_IFNAME
-/// when the header's ifindex is 0).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinkId {
-    Index(u32),
-    Name(String),
-}
-
-impl LinkId {
-    fn builder(&self) -> LinkMessageBuilder<LinkUnspec> {
-        match self {
-            LinkId::Index(index) => LinkUnspec::new_with_index(*index),
-            LinkId::Name(name) => LinkUnspec::new_with_name(name),
-        }
-    }
-}
-
-impl fmt::Display for LinkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinkId::Index(index) => write!(f, "ifindex {index}"),
-            LinkId::Name(name) => write!(f, "{name}"),
-        }
-    }
 }
 
 /// One attribute of an existing link, changed in place (the ifindex stays).
@@ -242,10 +154,11 @@ pub enum LinkChange {
     Port(u32),
 }
 
-/// Changes one attribute of a link, like `ip link set`: RTM_NEWLINK without
-/// NLM_F_CREATE.
-pub async fn change_link(handle: &Handle, link: &LinkId, change: LinkChange) -> Result<()> {
-    let builder = link.builder();
+/// Changes one attribute of the link called `name`, like `ip link set`:
+/// RTM_NEWLINK without NLM_F_CREATE (the kernel finds the link by
+/// IFLA_IFNAME, the header's ifindex being 0).
+pub async fn change_link(handle: &Handle, name: &str, change: LinkChange) -> Result<()> {
+    let builder = LinkUnspec::new_with_name(name);
     let builder = match &change {
         LinkChange::Mtu(mtu) => builder.mtu(*mtu),
         LinkChange::Mac(mac) => builder.address(mac.0.to_vec()),
@@ -267,17 +180,17 @@ pub async fn change_link(handle: &Handle, link: &LinkId, change: LinkChange) -> 
         .change(builder.build())
         .execute()
         .await
-        .op(|| format!("set {change:?} on {link}"))
+        .op(|| format!("set {change:?} on {name}"))
 }
 
-/// Deletes a link (for a veth, both ends).
-pub async fn delete_link(handle: &Handle, link: &LinkId) -> Result<()> {
+/// Deletes the link called `name` (for a veth, both ends).
+pub async fn delete_link(handle: &Handle, name: &str) -> Result<()> {
     handle
         .link()
-        .del_with_message(link.builder().build())
+        .del_with_message(LinkUnspec::new_with_name(name).build())
         .execute()
         .await
-        .op(|| format!("delete {link}"))
+        .op(|| format!("delete {name}"))
 }
 
 /// The ifindex of the link called `name`, if there is one.
@@ -314,7 +227,6 @@ pub struct VxlanInfo {
     pub local: Option<IpAddr>,
     pub underlay: Option<u32>,
     pub port: Option<u16>,
-    pub learning: Option<bool>,
 }
 
 /// The other end of a veth: its ifindex in its own namespace (IFLA_LINK),
@@ -429,7 +341,6 @@ fn decode_vxlan(data: &[InfoVxlan]) -> VxlanInfo {
             InfoVxlan::Local6(ip) => vxlan.local = Some(IpAddr::V6(*ip)),
             InfoVxlan::Link(index) => vxlan.underlay = Some(*index),
             InfoVxlan::Port(port) => vxlan.port = Some(*port),
-            InfoVxlan::Learning(on) => vxlan.learning = Some(*on),
             _ => {}
         }
     }

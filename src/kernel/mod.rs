@@ -192,8 +192,8 @@ impl Kernel {
         let addresses = addr::dump_addresses(&handle)
             .await?
             .into_iter()
-            .filter(|a| a.address.index == link.index)
-            .filter_map(|a| ipnet::IpNet::new(a.address.ip, a.address.prefix_len).ok())
+            .filter(|a| a.index == link.index)
+            .filter_map(|a| ipnet::IpNet::new(a.ip, a.prefix_len).ok())
             .collect();
         Ok(Some(Interface {
             mtu: link.mtu,

@@ -6,7 +6,7 @@
 //! namespace that reported it (through its handle) for the nsid of each
 //! candidate namespace: RTM_GETNSID with NETNSA_FD = an fd of the candidate.
 
-use std::{collections::HashMap, os::fd::AsRawFd};
+use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
 use netlink_packet_route::{
@@ -47,18 +47,4 @@ pub async fn nsid_of(handle: &Handle, ns: &str) -> Result<Option<i32>> {
     });
     // NETNSA_NSID_NOT_ASSIGNED is -1.
     Ok(id.filter(|id| *id >= 0))
-}
-
-/// Maps the nsids the handle's namespace has assigned to the names of the
-/// `candidates` they stand for (one RTM_GETNSID per candidate). Pass the
-/// namespaces in scope (e.g. the host namespace `""` for a pod's view, every
-/// pod for the host's view); an nsid left unmapped is a foreign namespace.
-pub async fn nsid_map(handle: &Handle, candidates: &[String]) -> Result<HashMap<i32, String>> {
-    let mut map = HashMap::new();
-    for ns in candidates {
-        if let Some(id) = nsid_of(handle, ns).await? {
-            map.insert(id, ns.clone());
-        }
-    }
-    Ok(map)
 }

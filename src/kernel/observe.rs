@@ -22,7 +22,7 @@ const CONCURRENT_NAMESPACES: usize = 32;
 struct View {
     ns: String,
     links: Vec<Link>,
-    addresses: Vec<addr::ObservedAddress>,
+    addresses: Vec<addr::Address>,
     routes: Vec<route::ObservedRoute>,
     tbfs: HashMap<u32, qdisc::Tbf>,
     flood_entries: HashMap<u32, Vec<fdb::FdbEntry>>,
@@ -250,8 +250,7 @@ fn translate(
             }
         }
     }
-    for observed_address in &view.addresses {
-        let address = observed_address.address;
+    for address in &view.addresses {
         let Some(ifname) = view.name_of(address.index).filter(|n| *n != "lo") else {
             continue;
         };

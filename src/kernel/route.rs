@@ -15,13 +15,9 @@ use rtnetlink::Handle;
 use super::error::{Context, Result};
 use crate::model::ROUTE_PROTOCOL;
 
-/// The kernel's metric for a route added without one.
-pub fn default_metric(dst: IpAddr) -> u32 {
-    if dst.is_ipv4() { 0 } else { 1024 }
-}
-
-/// A route netloom adds. Its identity is (family, destination, metric);
-/// `via` and `oif` can be replaced in place.
+/// A route netloom adds or deletes. Its identity is (family, destination,
+/// metric); `via` and `oif` can be replaced in place, and in a delete they
+/// name the exact route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     /// Destination network; `0.0.0.0`/`::` with prefix 0 for a default route.
@@ -30,8 +26,7 @@ pub struct Route {
     pub via: Option<IpAddr>,
     /// Outgoing interface; required when there is no `via`.
     pub oif: Option<u32>,
-    /// `None`: the kernel's default (see [`default_metric`]).
-    pub metric: Option<u32>,
+    pub metric: u32,
 }
 
 /// A main-table route as observed. `metric` is the effective one.
@@ -67,9 +62,9 @@ fn message(route: &Route) -> RouteMessage {
             .attributes
             .push(RouteAttribute::Destination(route.dst.into()));
     }
-    if let Some(metric) = route.metric {
-        message.attributes.push(RouteAttribute::Priority(metric));
-    }
+    message
+        .attributes
+        .push(RouteAttribute::Priority(route.metric));
     if let Some(via) = route.via {
         message.attributes.push(RouteAttribute::Gateway(via.into()));
     }
@@ -114,7 +109,7 @@ pub async fn delete_route(handle: &Handle, route: &Route) -> Result<()> {
     // An IPv4 delete takes metric 0 for "any metric": it would take a route
     // with the same gateway and interface but another metric when this one
     // is gone. Make sure it is there.
-    if route.dst.is_ipv4() && route.metric.unwrap_or(0) == 0 && !is_present(handle, route).await? {
+    if route.dst.is_ipv4() && route.metric == 0 && !is_present(handle, route).await? {
         return Err(std::io::Error::from_raw_os_error(libc::ESRCH)).op(describe);
     }
     let mut message = message(route);
@@ -129,14 +124,13 @@ pub async fn delete_route(handle: &Handle, route: &Route) -> Result<()> {
 /// Whether the main table has `route` (its gateway and interface where
 /// given) with the metric given.
 async fn is_present(handle: &Handle, route: &Route) -> Result<bool> {
-    let metric = route.metric.unwrap_or_else(|| default_metric(route.dst));
     Ok(dump_family(handle, family(route.dst))
         .await?
         .iter()
         .any(|live| {
             live.dst == route.dst
                 && live.prefix_len == route.prefix_len
-                && live.metric == metric
+                && live.metric == route.metric
                 && live.via == route.via
                 && route.oif.is_none_or(|oif| live.oif == Some(oif))
         }))
