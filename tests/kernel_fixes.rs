@@ -12,7 +12,7 @@ mod support;
 
 use std::time::Duration;
 
-use common::{Sandbox, apply_converged, assert_exit, assert_ok};
+use common::{Sandbox, addresses, apply_converged, assert_exit, assert_ok};
 use netloom::kernel::Kernel;
 use netloom::model::ResourceId;
 
@@ -320,4 +320,73 @@ fn adding_an_address_that_appeared_since_fails() {
             .expect_err("adding an address that is there fails");
         assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
     }
+}
+
+/// In a namespace netloom did not create, `promote_secondaries` may be
+/// off: then deleting a primary address flushes the secondaries of its
+/// subnet, and replacing an address (the new one added, then the old one
+/// deleted) would lose the new one too. Every link netloom makes has it
+/// on for itself, so the replacement converges in one apply.
+#[test]
+fn replacing_an_address_in_the_machines_namespace_keeps_the_new_one() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    sandbox.sh("sysctl -qw net.ipv4.conf.all.promote_secondaries=0 \
+         net.ipv4.conf.default.promote_secondaries=0");
+    let seed = std::fs::read_to_string(common::root().join("examples/seed.yaml")).unwrap();
+    assert!(seed.contains("[10.0.0.1/24]"));
+    let before = support::topology_file("promote-before.yaml", &seed);
+    let after = support::topology_file(
+        "promote-after.yaml",
+        &seed.replace("[10.0.0.1/24]", "[10.0.0.254/24]"),
+    );
+    apply_converged(&sandbox, &before);
+    let promote = |ns: &str, ifname: &str| {
+        let n = if ns.is_empty() {
+            String::new()
+        } else {
+            format!("ip netns exec {ns} ")
+        };
+        sandbox
+            .sh(&format!(
+                "{n}cat /proc/sys/net/ipv4/conf/{ifname}/promote_secondaries"
+            ))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(promote("", "all"), "0");
+    for (ns, ifname) in [("", "test0"), ("", "testveth0"), ("test", "eth0")] {
+        assert_eq!(promote(ns, ifname), "1", "{ns}/{ifname}");
+    }
+
+    let applied = sandbox.netloom(&["apply", &after]);
+    assert_ok(&applied);
+    assert_eq!(addresses(&sandbox, "", "test0"), ["10.0.0.254/24"]);
+    assert_exit(
+        &sandbox.netloom(&["plan", "--detailed-exitcode", &after]),
+        0,
+    );
+}
+
+/// The same when the bridge is adopted in the run that replaces its
+/// address: it is marked (and so gets `promote_secondaries`) before its
+/// old address goes.
+#[test]
+fn adopting_a_bridge_and_replacing_its_address_keeps_the_new_one() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    sandbox.sh("sysctl -qw net.ipv4.conf.all.promote_secondaries=0 \
+         net.ipv4.conf.default.promote_secondaries=0 \
+         && ip link add test0 type bridge && ip addr add 10.0.0.1/24 dev test0 \
+         && ip link set test0 up");
+    let seed = std::fs::read_to_string(common::root().join("examples/seed.yaml")).unwrap();
+    let file = support::topology_file(
+        "promote-adopt.yaml",
+        &seed.replace("[10.0.0.1/24]", "[10.0.0.254/24]"),
+    );
+    assert_ok(&sandbox.netloom(&["apply", "--adopt", &file]));
+    assert_eq!(addresses(&sandbox, "", "test0"), ["10.0.0.254/24"]);
+    assert_exit(&sandbox.netloom(&["plan", "--detailed-exitcode", &file]), 0);
 }

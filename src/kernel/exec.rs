@@ -49,8 +49,7 @@ impl Kernel {
             }
             Resource::Link(kind) => self.create_link(ns, name, kind).await,
             Resource::Alias { alias } => {
-                self.change(ns, name, LinkChange::Alias(alias.clone()))
-                    .await
+                self.change(ns, name, LinkChange::Mark(alias.clone())).await
             }
             Resource::Mac { mac } => self.change(ns, name, LinkChange::Mac(*mac)).await,
             Resource::Mtu { mtu } => self.change(ns, name, LinkChange::Mtu(*mtu)).await,
@@ -174,10 +173,7 @@ impl Kernel {
                 tolerate(result, &[libc::ENODEV])
             }
             Resource::Master { .. } => self.change(ns, name, LinkChange::Master(None)).await,
-            Resource::Alias { .. } => {
-                self.change(ns, name, LinkChange::Alias(String::new()))
-                    .await
-            }
+            Resource::Alias { .. } => self.change(ns, name, LinkChange::Unmark).await,
             Resource::Qdisc { .. } => {
                 let index = self.index(ns, name).await?;
                 let handle = self.handle(ns).await?;

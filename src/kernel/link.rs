@@ -9,8 +9,8 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F
 use netlink_packet_route::{
     RouteNetlinkMessage,
     link::{
-        AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, InfoVxlan,
-        LinkAttribute, LinkFlags, LinkInfo, LinkMessage, Prop,
+        AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InetDevConf, InfoData, InfoKind,
+        InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, Prop,
     },
 };
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
@@ -142,8 +142,14 @@ pub enum LinkChange {
     Up(bool),
     /// `Some(bridge ifindex)`: enslave; `None`: `nomaster`.
     Master(Option<u32>),
-    /// An empty alias removes it.
-    Alias(String),
+    /// Marks a link as netloom's: its alias (IFLA_IFALIAS) becomes the
+    /// mark, and IPv4 `promote_secondaries` is turned on for the link
+    /// itself, so that replacing its primary address (new one added, old
+    /// one deleted) promotes the new one instead of flushing it, whatever
+    /// `conf.all` says in a namespace netloom did not create.
+    Mark(String),
+    /// Removes the alias.
+    Unmark,
     /// Enslave to a bridge as a port that carries no address: also
     /// IFLA_INET6_ADDR_GEN_MODE "none", so the port gets no IPv6 link-local
     /// address and sends no MLD reports, router solicitations or DAD probes
@@ -166,7 +172,18 @@ pub async fn change_link(handle: &Handle, name: &str, change: LinkChange) -> Res
         LinkChange::Up(false) => builder.down(),
         LinkChange::Master(Some(master)) => builder.controller(*master),
         LinkChange::Master(None) => builder.nocontroller(),
-        LinkChange::Alias(alias) => builder.alias(alias.clone()),
+        LinkChange::Mark(mark) => {
+            let mut conf = InetDevConf::default();
+            conf.promote_secondaries = 1;
+            // Sent as nested IPV4_DEVCONF_* attributes, only the non-zero
+            // ones: the other settings are left as they are.
+            builder
+                .alias(mark.clone())
+                .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(
+                    vec![AfSpecInet::DevConfRequest(conf)],
+                )]))
+        }
+        LinkChange::Unmark => builder.alias(String::new()),
         LinkChange::Port(master) => {
             builder
                 .controller(*master)
