@@ -390,3 +390,99 @@ fn adopting_a_bridge_and_replacing_its_address_keeps_the_new_one() {
     assert_eq!(addresses(&sandbox, "", "test0"), ["10.0.0.254/24"]);
     assert_exit(&sandbox.netloom(&["plan", "--detailed-exitcode", &file]), 0);
 }
+
+/// A chain of pods, each linked to the next: every pod has the same two
+/// ifindexes (2 and 3), so every link looks the same from its ifindexes;
+/// beside it a bridge with two pods (their eth0 is ifindex 2 too).
+fn chain(pods: usize) -> String {
+    let mut text = String::from(
+        "name: chain\nbridges:\n  chbr0: { addresses: [10.60.0.1/24] }\npods:\n  \
+         ch-x: { interfaces: { eth0: { bridge: chbr0, addresses: [10.60.0.2/24] } } }\n  \
+         ch-y: { interfaces: { eth0: { bridge: chbr0, addresses: [10.60.0.3/24] } } }\n",
+    );
+    for i in 0..pods {
+        text.push_str(&format!("  ch{i}: {{}}\n"));
+    }
+    text.push_str("links:\n");
+    for i in 1..pods {
+        text.push_str(&format!("  - endpoints: [ch{}:r, ch{i}:l]\n", i - 1));
+    }
+    text
+}
+
+/// Veth ends are paired right although ifindexes repeat in every pod:
+/// the plan after apply is empty (a veth paired wrongly would be seen as
+/// another link than the file's). The pairs are the file's, as `ip -j`
+/// shows them (peer ifindex and the peer's namespace id).
+#[test]
+fn veth_ends_along_a_chain_of_pods_are_paired_right() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    const PODS: usize = 8;
+    let file = support::topology_file("chain.yaml", &chain(PODS));
+    apply_converged(&sandbox, &file);
+    for i in 1..PODS {
+        let l = common::link(&sandbox, &format!("ch{i}"), "l");
+        let r = common::link(&sandbox, &format!("ch{}", i - 1), "r");
+        assert_eq!(l["link_index"], r["ifindex"], "ch{i}:l");
+        assert_eq!(r["link_index"], l["ifindex"], "ch{}:r", i - 1);
+        let id = l["link_netnsid"]
+            .as_i64()
+            .expect("a peer in another namespace");
+        let named = sandbox.sh(&format!(
+            "ip -n ch{i} netns list-id | grep -w 'nsid {id}' | grep -w ch{}",
+            i - 1
+        ));
+        assert!(!named.is_empty());
+    }
+}
+
+/// Misleading marks (every pod's loopback alias made the same) cost only
+/// questions: the pairs stay right, and the only changes are the aliases
+/// put back.
+#[test]
+fn misleading_namespace_marks_do_not_mispair_veths() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    const PODS: usize = 6;
+    let file = support::topology_file("chain-marks.yaml", &chain(PODS));
+    apply_converged(&sandbox, &file);
+    let mark = |ns: &str| {
+        common::link(&sandbox, ns, "lo")["ifalias"]
+            .as_str()
+            .expect("a mark")
+            .to_string()
+    };
+    let marks: Vec<String> = (0..PODS).map(|i| mark(&format!("ch{i}"))).collect();
+    for i in 1..PODS {
+        sandbox.sh(&format!("ip -n ch{i} link set lo alias '{}'", marks[0]));
+    }
+    let plan = sandbox.netloom(&["plan", "--output", "json", &file]);
+    let doc = support::json(&plan);
+    let changes: Vec<String> = doc["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            let field = |key: &str| c[key].as_str().unwrap_or_default().to_string();
+            format!(
+                "{} {} {}/{}",
+                field("action"),
+                field("kind"),
+                field("namespace"),
+                field("name")
+            )
+        })
+        .collect();
+    let expected: Vec<String> = (1..PODS)
+        .map(|i| format!("update alias ch{i}/lo"))
+        .collect();
+    assert_eq!(changes, expected, "{doc:#}");
+    assert_ok(&sandbox.netloom(&["apply", &file]));
+    for (i, wanted) in marks.iter().enumerate() {
+        assert_eq!(&mark(&format!("ch{i}")), wanted);
+    }
+    assert_exit(&sandbox.netloom(&["plan", "--detailed-exitcode", &file]), 0);
+}

@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
 use netlink_packet_route::{
     RouteNetlinkMessage,
+    link::{LinkAttribute, LinkMessage},
     nsid::{NsidAttribute, NsidMessage},
 };
 use rtnetlink::Handle;
@@ -47,4 +48,30 @@ pub async fn nsid_of(handle: &Handle, ns: &str) -> Result<Option<i32>> {
     });
     // NETNSA_NSID_NOT_ASSIGNED is -1.
     Ok(id.filter(|id| *id >= 0))
+}
+
+/// The alias of the loopback of the namespace the handle's namespace calls
+/// `nsid`, if any: netloom's mark on a namespace it made, so a hint to
+/// which namespace that is. One RTM_GETLINK with IFLA_TARGET_NETNSID, read
+/// only (a loopback has no link netnsid, so none is assigned by asking).
+pub async fn loopback_alias(handle: &Handle, nsid: i32) -> Result<Option<String>> {
+    let mut message = LinkMessage::default();
+    message
+        .attributes
+        .push(LinkAttribute::IfName("lo".to_string()));
+    message.attributes.push(LinkAttribute::IfNetnsId(nsid));
+    let answer = request(
+        handle,
+        RouteNetlinkMessage::GetLink(message),
+        NLM_F_REQUEST | NLM_F_ACK,
+    )
+    .await
+    .op(|| format!("get the loopback of nsid {nsid}"))?;
+    Ok(answer.iter().find_map(|msg| match msg {
+        RouteNetlinkMessage::NewLink(link) => link.attributes.iter().find_map(|a| match a {
+            LinkAttribute::IfAlias(alias) => Some(alias.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }))
 }

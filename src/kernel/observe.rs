@@ -97,68 +97,120 @@ impl Kernel {
     }
 
     /// Pairs veth ends across namespaces: (namespace, ifindex) of each end
-    /// -> (namespace, name) of the other. A peer's IFLA_LINK_NETNSID is an
-    /// id only its own namespace knows; ask it which namespace of the scope
-    /// that id stands for. Ends in named namespaces are resolved first
-    /// (their peer is usually in the host: one question each), so the
-    /// host's side rarely needs any.
+    /// -> (namespace, name) of the other.
+    ///
+    /// An end names its peer by (ifindex, IFLA_LINK_NETNSID), an id only
+    /// its own namespace knows, and ifindexes repeat across namespaces
+    /// (every pod's eth0 tends to be 2). The namespace that reported the id
+    /// is asked whether a candidate namespace is the one it means (one
+    /// RTM_GETNSID each), and only candidates that can be are asked: those
+    /// holding a veth with the peer's ifindex whose own peer has this end's
+    /// ifindex. When several can (along a chain of pods every link looks the
+    /// same), those whose loopback carries the mark of the namespace behind
+    /// the id go first, so the first question is usually the right one.
     async fn veth_peers(&self, views: &[View]) -> Result<HashMap<(String, u32), (String, String)>> {
         let by_ns: HashMap<&str, &View> = views.iter().map(|v| (v.ns.as_str(), v)).collect();
-        let mut candidates: Vec<&str> = views.iter().map(|v| v.ns.as_str()).collect();
-        candidates.sort_by_key(|ns| !ns.is_empty());
-        let mut ordered: Vec<&View> = views.iter().collect();
-        ordered.sort_by_key(|v| v.ns.is_empty());
+        let candidates = Candidates::new(views);
         let mut peers = HashMap::new();
-        let mut paired: HashSet<(String, u32)> = HashSet::new();
-        for view in ordered {
-            let mut known_ids: HashMap<i32, Option<&str>> = HashMap::new();
-            let handle = self.handle(&view.ns).await?;
+        for view in views {
+            let ns = view.ns.as_str();
+            let handle = self.handle(ns).await?;
+            // What this namespace's ids stand for, and whom it was asked about.
+            let mut known: HashMap<i32, &str> = HashMap::new();
+            let mut asked: HashSet<&str> = HashSet::new();
             for end in &view.links {
                 let Some(VethPeer { index, netnsid }) = end.peer else {
                     continue;
                 };
-                if paired.contains(&(view.ns.clone(), end.index)) {
+                if peers.contains_key(&(ns.to_string(), end.index)) {
                     continue;
                 }
                 let peer_ns = match netnsid {
-                    None => Some(view.ns.as_str()),
+                    None => ns,
                     Some(id) => {
-                        if !known_ids.contains_key(&id) {
-                            for &candidate in &candidates {
-                                if candidate == view.ns
-                                    || known_ids.values().any(|k| *k == Some(candidate))
-                                {
-                                    continue;
-                                }
-                                let found = nsid::nsid_of(&handle, candidate).await?;
-                                if let Some(found) = found {
-                                    known_ids.insert(found, Some(candidate));
-                                }
-                                if found == Some(id) {
-                                    break;
+                        if !known.contains_key(&id) {
+                            let mut possible: Vec<&str> = candidates
+                                .for_end(end.index, index)
+                                .filter(|c| *c != ns && !asked.contains(c))
+                                .collect();
+                            if possible.len() > 1 {
+                                // Best effort: without a hint, ask them all.
+                                let mark = nsid::loopback_alias(&handle, id).await.ok();
+                                if let Some(mark) = mark {
+                                    possible
+                                        .sort_by_key(|c| candidates.marks[c] != mark.as_deref());
                                 }
                             }
-                            known_ids.entry(id).or_insert(None);
+                            for candidate in possible {
+                                asked.insert(candidate);
+                                if let Some(found) = nsid::nsid_of(&handle, candidate).await? {
+                                    known.insert(found, candidate);
+                                    if found == id {
+                                        break;
+                                    }
+                                }
+                            }
                         }
-                        known_ids[&id]
+                        let Some(&peer_ns) = known.get(&id) else {
+                            continue;
+                        };
+                        peer_ns
                     }
                 };
-                let Some(peer_ns) = peer_ns else { continue };
                 let Some(peer_name) = by_ns.get(peer_ns).and_then(|v| v.name_of(index)) else {
                     continue;
                 };
                 peers.insert(
-                    (view.ns.clone(), end.index),
+                    (ns.to_string(), end.index),
                     (peer_ns.to_string(), peer_name.to_string()),
                 );
                 peers.insert(
                     (peer_ns.to_string(), index),
-                    (view.ns.clone(), end.name.clone()),
+                    (ns.to_string(), end.name.clone()),
                 );
-                paired.insert((peer_ns.to_string(), index));
             }
         }
         Ok(peers)
+    }
+}
+
+/// Where the peer of a veth end can be.
+struct Candidates<'a> {
+    /// (ifindex, its peer's ifindex) of every veth whose peer is in another
+    /// namespace -> the namespaces holding one.
+    ends: HashMap<(u32, u32), Vec<&'a str>>,
+    /// Each namespace's mark: the alias of its loopback.
+    marks: HashMap<&'a str, Option<&'a str>>,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(views: &'a [View]) -> Self {
+        let mut ends: HashMap<(u32, u32), Vec<&str>> = HashMap::new();
+        let mut marks = HashMap::new();
+        for view in views {
+            let mut mark = None;
+            for link in &view.links {
+                match link.peer {
+                    Some(VethPeer {
+                        index,
+                        netnsid: Some(_),
+                    }) => ends.entry((link.index, index)).or_default().push(&view.ns),
+                    _ if link.kind == KernelLinkKind::Device && link.name == "lo" => {
+                        mark = link.alias.as_deref();
+                    }
+                    _ => {}
+                }
+            }
+            marks.insert(view.ns.as_str(), mark);
+        }
+        Candidates { ends, marks }
+    }
+
+    /// The namespaces that can hold the peer of the end `index` whose peer
+    /// has ifindex `peer`: those with a veth `peer` whose own peer is
+    /// `index` (in another namespace).
+    fn for_end(&self, index: u32, peer: u32) -> impl Iterator<Item = &'a str> + '_ {
+        self.ends.get(&(peer, index)).into_iter().flatten().copied()
     }
 }
 
