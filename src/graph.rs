@@ -342,7 +342,12 @@ impl<'a> Index<'a> {
                     deps.extend(self.creator(ns, ifname));
                 }
             }
-            Resource::Address { ifname, .. } => deps.extend(self.address_settings(ns, ifname)),
+            Resource::Address { ifname, .. } => {
+                deps.extend(self.address_settings(ns, ifname));
+                // Marking a link also turns on its own promote_secondaries:
+                // replacing an address must not flush the others.
+                deps.insert(ResourceId::new(ns, Kind::Alias, ifname.clone()));
+            }
             _ => {}
         }
         deps
