@@ -152,9 +152,9 @@ fn main() {
     };
     let seconds = |d: Duration| format!("{:.2} s", d.as_secs_f64());
     println!(
-        "| pods | netloom apply | ip -batch build | speed-up | netloom no-op apply | netloom destroy | ip destroy | netloom peak RSS |"
+        "| pods | netloom apply | ip -batch build | speed-up | netloom apply, pods without IPv6 link-local | netloom no-op apply | netloom destroy | ip destroy | netloom peak RSS |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for pods in sizes {
         let Some(row) = measure(pods) else { return };
         println!(

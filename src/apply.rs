@@ -393,12 +393,21 @@ impl Engine {
         let mut done = vec![false; count];
         let mut failure = None;
         let mut running = FuturesUnordered::new();
+        // A deleted namespace's veths vanish from other namespaces a little
+        // later. Only a change that reuses one of their names needs to wait
+        // for that; everything else waits once, at the end, so that the
+        // kernel tears many namespaces down in one batch.
+        let mut teardowns: Vec<ResourceId> = Vec::new();
         loop {
             while failure.is_none() && running.len() < CONCURRENCY {
                 let Some(i) = ready.pop_first() else { break };
                 let change = &plan.changes[i];
                 journal.log(change)?;
-                running.push(async move { (i, self.carry_out(change).await) });
+                let wait = !dependents[i].is_empty();
+                if !wait {
+                    teardowns.extend(change.takes_along.iter().cloned());
+                }
+                running.push(async move { (i, self.carry_out(change, wait).await) });
             }
             let Some((i, result)) = running.next().await else {
                 break;
@@ -419,12 +428,23 @@ impl Engine {
                 }
             }
         }
+        if failure.is_none()
+            && let Err(err) = self.kernel.await_gone(&teardowns, TEARDOWN_TIMEOUT).await
+        {
+            // Charged to the last namespace deletion (they all are done).
+            let last = (0..count)
+                .rev()
+                .find(|&i| !plan.changes[i].takes_along.is_empty());
+            failure = last.map(|i| (i, err));
+        }
         Ok((done, failure))
     }
 
-    async fn carry_out(&self, change: &Change) -> Result<(), KernelError> {
+    /// Makes one change; with `wait`, also waits for what a deleted
+    /// namespace takes along to be gone.
+    async fn carry_out(&self, change: &Change, wait: bool) -> Result<(), KernelError> {
         self.kernel.execute(change).await?;
-        if !change.takes_along.is_empty() {
+        if wait && !change.takes_along.is_empty() {
             self.kernel
                 .await_gone(&change.takes_along, TEARDOWN_TIMEOUT)
                 .await?;
