@@ -100,9 +100,18 @@ pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, S
     }
     let done = run.done.iter().filter(|d| **d).count();
     if let Some((failed, error)) = &run.failure {
+        let failed_line = change_line(&plan.changes[*failed]);
+        if done == 0 {
+            return (
+                String::new(),
+                format!(
+                    "error: {failed_line} failed: {error}\nnone of the {} changes was made\n",
+                    plan.changes.len()
+                ),
+            );
+        }
         let mut err = format!(
-            "error: {} failed: {error}\n{done} of {} changes were made before it stopped:\n",
-            change_line(&plan.changes[*failed]),
+            "error: {failed_line} failed: {error}\n{done} of {} changes were made before it stopped:\n",
             plan.changes.len()
         );
         for (change, _) in plan.changes.iter().zip(&run.done).filter(|(_, d)| **d) {
