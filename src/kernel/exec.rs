@@ -73,11 +73,7 @@ impl Kernel {
                 qdisc::set_tbf(&handle, index, &qdisc::Tbf::for_rate(*rate_bits_per_second)).await
             }
             Resource::Address { ifname, address } => {
-                let address = addr::Address {
-                    index: self.index(ns, ifname).await?,
-                    ip: address.addr(),
-                    prefix_len: address.prefix_len(),
-                };
+                let address = self.kernel_address(ns, ifname, address).await?;
                 let handle = self.handle(ns).await?;
                 // The plan adds only an address that is not there: one that
                 // is (EEXIST) appeared since, and is not taken over.
@@ -110,6 +106,20 @@ impl Kernel {
                 )
             }
         }
+    }
+
+    /// An address as netlink names it: on the interface's ifindex.
+    async fn kernel_address(
+        &self,
+        ns: &str,
+        ifname: &str,
+        address: &ipnet::IpNet,
+    ) -> Result<addr::Address> {
+        Ok(addr::Address {
+            index: self.index(ns, ifname).await?,
+            ip: address.addr(),
+            prefix_len: address.prefix_len(),
+        })
     }
 
     async fn change(&self, ns: &str, name: &str, change: LinkChange) -> Result<()> {
@@ -183,11 +193,7 @@ impl Kernel {
                 )
             }
             Resource::Address { ifname, address } => {
-                let address = addr::Address {
-                    index: self.index(ns, ifname).await?,
-                    ip: address.addr(),
-                    prefix_len: address.prefix_len(),
-                };
+                let address = self.kernel_address(ns, ifname, address).await?;
                 let handle = self.handle(ns).await?;
                 tolerate(
                     addr::delete_address(&handle, &address).await,
