@@ -1,24 +1,70 @@
 //! Namespaced sysctls (`net.*`), read and written from inside a namespace.
 //!
 //! /proc/sys/net resolves by the network namespace of the task that opens
-//! the file: these run on the namespace's worker thread.
+//! it: these run on the namespace's worker thread.
+//!
+//! Every namespace has its own `/proc/sys/net` entry, all with the same
+//! name, so the kernel looks a path's `net` up among one entry per
+//! namespace: with a thousand pods, each open of a full path compares a
+//! thousand entries. A worker opens `/proc/sys/net` once and opens every
+//! key relative to it.
 
-use std::{fs, io, path::PathBuf};
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 
-/// /proc/sys path of a `net.*` key; other keys are not namespaced and are
-/// refused. Dots separate levels (an interface name with a dot, e.g. a VLAN
-/// `eth0.10`, would need the slash notation: not supported here).
-fn sysctl_path(key: &str) -> io::Result<PathBuf> {
-    if !key.starts_with("net.")
-        || key.contains('/')
-        || key.split('.').any(|part| part.is_empty() || part == "..")
-    {
-        return Err(io::Error::new(
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+
+thread_local! {
+    /// This worker's `/proc/sys/net` (a worker never changes namespace).
+    static NET: RefCell<Option<OwnedFd>> = const { RefCell::new(None) };
+}
+
+/// The path of a `net.*` key below /proc/sys/net; other keys are not
+/// namespaced and are refused. Dots separate levels (an interface name
+/// with a dot, e.g. a VLAN `eth0.10`, would need the slash notation: not
+/// supported here).
+fn relative_path(key: &str) -> io::Result<String> {
+    let invalid = || {
+        io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("not a namespaced sysctl: {key}"),
-        ));
+        )
+    };
+    let rest = key.strip_prefix("net.").ok_or_else(invalid)?;
+    if rest.contains('/') || rest.split('.').any(|part| part.is_empty() || part == "..") {
+        return Err(invalid());
     }
-    Ok(PathBuf::from("/proc/sys").join(key.replace('.', "/")))
+    Ok(rest.replace('.', "/"))
+}
+
+/// Opens a key of the calling thread's namespace.
+fn open(key: &str, flags: OFlag) -> io::Result<File> {
+    let path = relative_path(key)?;
+    NET.with(|net| {
+        let mut net = net.borrow_mut();
+        if net.is_none() {
+            let dir = openat(
+                nix::fcntl::AT_FDCWD,
+                "/proc/sys/net",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            *net = Some(dir);
+        }
+        let dir = net.as_ref().expect("opened above");
+        let fd = openat(dir, path.as_str(), flags | OFlag::O_CLOEXEC, Mode::empty()).map_err(
+            |errno| {
+                io::Error::new(
+                    io::Error::from(errno).kind(),
+                    format!("/proc/sys/net/{path}: {errno}"),
+                )
+            },
+        )?;
+        Ok(File::from(fd))
+    })
 }
 
 /// Reads `keys` in the calling thread's namespace; a key the kernel does
@@ -26,9 +72,11 @@ fn sysctl_path(key: &str) -> io::Result<PathBuf> {
 pub fn read_here(keys: &[String]) -> io::Result<Vec<(String, Option<String>)>> {
     keys.iter()
         .map(|key| {
-            let value = fs::read_to_string(sysctl_path(key)?)
+            let mut text = String::new();
+            let value = open(key, OFlag::O_RDONLY)
+                .and_then(|mut file| file.read_to_string(&mut text))
                 .ok()
-                .map(|v| v.trim().to_owned());
+                .map(|_| text.trim().to_owned());
             Ok((key.clone(), value))
         })
         .collect()
@@ -36,7 +84,33 @@ pub fn read_here(keys: &[String]) -> io::Result<Vec<(String, Option<String>)>> {
 
 /// Writes `value` to `key` in the calling thread's namespace.
 pub fn write_here(key: &str, value: &str) -> io::Result<()> {
-    let path = sysctl_path(key)?;
-    fs::write(&path, value)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    let mut file = open(key, OFlag::O_WRONLY)?;
+    file.write_all(value.as_bytes()).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("/proc/sys/{}: {e}", key.replace('.', "/")),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_net_keys_map_to_paths() {
+        assert_eq!(
+            relative_path("net.ipv4.ip_forward").unwrap(),
+            "ipv4/ip_forward"
+        );
+        for bad in [
+            "kernel.hostname",
+            "net.",
+            "net..x",
+            "net.ipv4/../../x",
+            "net.a..b",
+        ] {
+            assert!(relative_path(bad).is_err(), "{bad}");
+        }
+    }
 }
