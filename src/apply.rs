@@ -238,8 +238,10 @@ impl Engine {
                 (desired.topology.clone(), scope_of(&desired, None))
             }
             DestroyTarget::Name(name) => {
+                // This machine's namespace too: links there carry marks.
                 let marked = self.kernel.namespaces_marked_by(name).await?;
-                (name.to_string(), Scope::namespaces(marked))
+                let scope = Scope::namespaces(marked.into_iter().chain([String::new()]));
+                (name.to_string(), scope)
             }
         };
         // Restore the values replaced in namespaces that stay (those this
@@ -254,6 +256,7 @@ impl Engine {
             .into_iter()
             .flat_map(|record| &record.replaced)
             .filter(|(id, _)| !made.contains(&id.ns))
+            .filter(|(id, _)| id.ns.is_empty() || crate::kernel::netns::netns_exists(&id.ns))
             .map(|(id, value)| {
                 let value = value.clone();
                 (id.clone(), Resource::Sysctl { value })
@@ -317,6 +320,12 @@ impl Engine {
             .collect();
         if !run.dry_run {
             self.state.recover(&records, &topology)?;
+            // A deletion killed between unmount and unlink left a file.
+            for ns in record.all_namespaces() {
+                if crate::kernel::netns::remove_leftover(&ns).unwrap_or(false) {
+                    tracing::info!("removed the leftover file of deleted namespace {ns}");
+                }
+            }
         }
         let snapshot = self.snapshot(desired, records, extra_scope.clone()).await?;
         let plan = snapshot.plan.clone();
@@ -394,9 +403,9 @@ impl Engine {
         let mut failure = None;
         let mut running = FuturesUnordered::new();
         // A deleted namespace's veths vanish from other namespaces a little
-        // later. Only a change that reuses one of their names needs to wait
-        // for that; everything else waits once, at the end, so that the
-        // kernel tears many namespaces down in one batch.
+        // later. A deletion that other changes wait for (one reuses a name
+        // it frees) waits for that itself; the rest are waited for once, at
+        // the end, so that the kernel tears many namespaces down in a batch.
         let mut teardowns: Vec<ResourceId> = Vec::new();
         loop {
             while failure.is_none() && running.len() < CONCURRENCY {
@@ -431,11 +440,14 @@ impl Engine {
         if failure.is_none()
             && let Err(err) = self.kernel.await_gone(&teardowns, TEARDOWN_TIMEOUT).await
         {
-            // Charged to the last namespace deletion (they all are done).
+            // Charged to the last namespace deletion: not finished after all.
             let last = (0..count)
                 .rev()
                 .find(|&i| !plan.changes[i].takes_along.is_empty());
-            failure = last.map(|i| (i, err));
+            if let Some(i) = last {
+                done[i] = false;
+                failure = Some((i, err));
+            }
         }
         Ok((done, failure))
     }

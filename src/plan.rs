@@ -5,6 +5,7 @@
 //! marks the kernel carries and the state record: netloom changes or
 //! deletes only what this topology owns.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
@@ -83,8 +84,20 @@ pub struct Conflict {
     pub id: ResourceId,
     pub owner: Owner,
     pub live: Resource,
-    /// How it is in the way, when that is not by its own id.
-    pub note: Option<String>,
+    pub cause: Cause,
+}
+
+/// How an object is in the way of a declared one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "cause", content = "name")]
+pub enum Cause {
+    /// It has the declared object's name (or key).
+    SameName,
+    /// It holds the declared interface name as an alternative name.
+    AltName(String),
+    /// It is another kind of object than the declared one (even adopted,
+    /// it could only be replaced, which would delete it).
+    OtherKind(String),
 }
 
 impl Conflict {
@@ -94,11 +107,11 @@ impl Conflict {
             Owner::Kernel => "made by the kernel itself".to_string(),
             _ => "owned by nobody (it is not netloom's)".to_string(),
         };
-        let note = self
-            .note
-            .as_ref()
-            .map(|n| format!(" and {n}"))
-            .unwrap_or_default();
+        let note = match &self.cause {
+            Cause::SameName => String::new(),
+            Cause::AltName(name) => format!(" and holds the name {name} as an altname"),
+            Cause::OtherKind(wanted) => format!(" and is not the {wanted} the file declares"),
+        };
         format!(
             "{} already exists ({}){note}, {whose}",
             self.id,
@@ -107,15 +120,16 @@ impl Conflict {
     }
 
     pub fn help(&self) -> &'static str {
-        match self.owner {
+        match (&self.cause, &self.owner) {
             // Adopting the other interface would not free the name.
-            _ if self.note.is_some() => {
+            (Cause::AltName(_), _) => {
                 "rename the interface in the file, or remove the altname (ip link property del dev IFACE altname NAME)"
             }
-            Owner::Other(_) => {
+            (Cause::OtherKind(_), _) => "rename the object in the file, or remove the existing one",
+            (_, Owner::Other(_)) => {
                 "rename the object in one of the two topologies; netloom never touches another topology's objects"
             }
-            Owner::Kernel => {
+            (_, Owner::Kernel) => {
                 "the kernel keeps this route for an address's subnet (or learnt it from a router): remove it from the file, or give it another metric"
             }
             _ => {
@@ -240,6 +254,8 @@ pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a Resource
 
 /// The plan that turns `observed` into `desired`.
 pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
+    let aligned = align_addresses(desired, observed);
+    let observed = aligned.as_ref();
     let owners = owners(observed, ctx);
     let live = &observed.resources;
     let owner_of = |id: &ResourceId| owners.get(id).cloned().unwrap_or(Owner::Unowned);
@@ -248,17 +264,17 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         Some(Owner::Unowned) => ctx.adopt,
         _ => false,
     };
-    let live_holders = interface_holders(live);
+    let live_holders: HashMap<(&str, &str), &ResourceId> = interfaces(live).collect();
 
     // Declared namespaces, links and routes that something netloom may
     // not touch holds; nothing in or on them is planned.
-    let mut blocked: BTreeMap<&ResourceId, Option<String>> = BTreeMap::new();
+    let mut blocked: BTreeMap<&ResourceId, Cause> = BTreeMap::new();
     for id in desired.keys() {
         if matches!(id.kind, Kind::Namespace | Kind::Link | Kind::Route)
             && live.contains_key(id)
             && !is_ours(id)
         {
-            blocked.insert(id, None);
+            blocked.insert(id, Cause::SameName);
         }
     }
     // An interface name held by a foreign link (also the peer end of a
@@ -273,10 +289,11 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         if let Some(holder) = direct.or(alt_holder.copied())
             && !is_ours(holder)
         {
-            let note = direct
-                .is_none()
-                .then(|| format!("holds the name {} as an altname", end.1));
-            blocked.entry(holder).or_insert(note);
+            let cause = match direct {
+                Some(_) => Cause::SameName,
+                None => Cause::AltName(end.1.to_string()),
+            };
+            blocked.entry(holder).or_insert(cause);
         }
     }
     // With --adopt, an unowned object of another kind (a bridge where a
@@ -288,18 +305,16 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
             && !want.is_satisfied_by(have)
             && id.kind == Kind::Link
         {
-            blocked.entry(id).or_insert_with(|| {
-                Some(format!("is not the {} the file declares", want.describe()))
-            });
+            blocked.insert(id, Cause::OtherKind(want.describe()));
         }
     }
     let conflicts: Vec<Conflict> = blocked
         .iter()
-        .map(|(id, note)| Conflict {
+        .map(|(id, cause)| Conflict {
             id: (*id).clone(),
             owner: owner_of(id),
             live: live[*id].clone(),
-            note: note.clone(),
+            cause: cause.clone(),
         })
         .collect();
     let blocked_namespaces: BTreeSet<&str> = blocked
@@ -307,10 +322,17 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         .filter(|id| id.kind == Kind::Namespace)
         .map(|id| id.ns.as_str())
         .collect();
+    // Both the live link's ends and the declared one's (a blocked veth's
+    // peer would otherwise still get its settings planned).
     let blocked_interfaces: BTreeSet<(&str, &str)> = blocked
         .keys()
         .filter(|id| id.kind == Kind::Link)
-        .flat_map(|id| link_ends(id, &live[*id]))
+        .flat_map(|id| {
+            let declared = desired.get(*id).map(|want| link_ends(id, want));
+            link_ends(id, &live[*id])
+                .into_iter()
+                .chain(declared.into_iter().flatten())
+        })
         .collect();
     let is_blocked = |id: &ResourceId| {
         blocked.contains_key(id)
@@ -329,6 +351,15 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         match live.get(id) {
             None => changes.push(change(Action::Create, id, None, Some(want))),
             Some(_) if !is_ours(id) => {}
+            // An adopted route outside netloom's namespaces is taken over by
+            // replacing it with netloom's protocol, its only mark.
+            Some(have)
+                if id.kind == Kind::Route
+                    && observed.route_protocols.get(id) != Some(&ROUTE_PROTOCOL)
+                    && owners.get(id) == Some(&Owner::Unowned) =>
+            {
+                changes.push(change(Action::Update, id, Some(have), Some(want)))
+            }
             Some(have) if want.is_satisfied_by(have) => {}
             Some(have) if want.updates_in_place() => {
                 changes.push(change(Action::Update, id, Some(have), Some(want)))
@@ -423,6 +454,40 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         prerequisites,
         conflicts,
     }
+}
+
+/// IPv4 allows one IP with several prefix lengths on an interface; observe
+/// keys the first it sees by interface and IP, the others by `ip/prefix`.
+/// Where the file declares one of the others, swap them, so the declared
+/// variant is compared with the file and the rest are extras.
+fn align_addresses<'a>(desired: &Resources, observed: &'a Observed) -> Cow<'a, Observed> {
+    let mut aligned = Cow::Borrowed(observed);
+    for (id, want) in desired {
+        let (
+            Some(Resource::Address {
+                ifname,
+                address: wanted,
+            }),
+            Some(Resource::Address { address: seen, .. }),
+        ) = (Some(want), observed.resources.get(id))
+        else {
+            continue;
+        };
+        let variant = ResourceId::new(&id.ns, Kind::Address, format!("{ifname} {wanted}"));
+        if seen == wanted || !observed.resources.contains_key(&variant) {
+            continue;
+        }
+        let resources = &mut aligned.to_mut().resources;
+        let declared = resources.remove(&variant).expect("checked above");
+        let other = resources
+            .insert(id.clone(), declared)
+            .expect("checked above");
+        resources.insert(
+            ResourceId::new(&id.ns, Kind::Address, format!("{ifname} {seen}")),
+            other,
+        );
+    }
+    aligned
 }
 
 /// Undeclared things that are the kernel's to decide, never deleted: an
@@ -521,22 +586,13 @@ fn link_ends<'a>(id: &'a ResourceId, resource: &'a Resource) -> Vec<(&'a str, &'
     ends
 }
 
-/// Which link resource holds each (namespace, interface name).
-fn interface_holders(resources: &Resources) -> HashMap<(&str, &str), &ResourceId> {
+/// Every interface a set of resources creates, with the link that does
+/// (a veth's canonical end creates its peer too).
+fn interfaces(resources: &Resources) -> impl Iterator<Item = ((&str, &str), &ResourceId)> {
     resources
         .iter()
         .filter(|(id, _)| id.kind == Kind::Link)
         .flat_map(|(id, r)| link_ends(id, r).into_iter().map(move |end| (end, id)))
-        .collect()
-}
-
-/// Every interface a set of resources creates, with the link that does.
-fn interfaces(resources: &Resources) -> Vec<((&str, &str), &ResourceId)> {
-    resources
-        .iter()
-        .filter(|(id, _)| id.kind == Kind::Link)
-        .flat_map(|(id, r)| link_ends(id, r).into_iter().map(move |end| (end, id)))
-        .collect()
 }
 
 /// veth ends outside `ns` whose peer is inside it: the kernel deletes them
@@ -1052,6 +1108,27 @@ mod tests {
             "{:#?}",
             lines(&plan)
         );
+    }
+
+    #[test]
+    fn one_ipv4_address_with_two_prefixes_keeps_the_declared_one() {
+        let want = seed();
+        let mut live = applied(&want);
+        // The kernel listed a hand-added 10.0.0.2/16 first.
+        let (name, wrong) = Resource::address("eth0", "10.0.0.2/16".parse().unwrap());
+        let (_, right) = Resource::address("eth0", "10.0.0.2/24".parse().unwrap());
+        live.resources
+            .insert(ResourceId::new("test", Kind::Address, name), wrong);
+        live.resources.insert(
+            ResourceId::new("test", Kind::Address, "eth0 10.0.0.2/24"),
+            right,
+        );
+        let plan = plan(&want, &live, &Records::default(), false);
+        assert_eq!(lines(&plan), ["Delete address test/eth0 10.0.0.2/16"]);
+        assert!(matches!(
+            plan.changes[0].from,
+            Some(Resource::Address { address, .. }) if address.prefix_len() == 16
+        ));
     }
 
     #[test]

@@ -51,8 +51,9 @@ pub struct Record {
     pub version: u32,
     pub topology: String,
     /// Namespaces this topology made: where to look for what it left
-    /// behind (a pod removed from the file). Whether a namespace is the
-    /// topology's is its loopback's mark.
+    /// behind (a pod removed from the file). They are not claims: whether
+    /// a namespace is the topology's is its loopback's mark (a namespace
+    /// someone made anew under the same name is not netloom's).
     #[serde(default)]
     pub namespaces: BTreeSet<String>,
     /// Objects that are this topology's without a mark to say so: routes
@@ -139,6 +140,9 @@ impl Record {
     /// dropped, so a stale claim can never make a newcomer look netloom's.
     pub fn settle(&mut self, desired: &Desired) {
         self.namespaces = desired.namespaces().map(String::from).collect();
+        // Only values of namespaces netloom did not make are worth restoring.
+        self.replaced
+            .retain(|id, _| !self.namespaces.contains(&id.ns));
         self.created = desired
             .resources
             .keys()
@@ -337,12 +341,7 @@ fn fold_journal(path: &Path, record: &mut Record) -> Result<(), StateError> {
     let file = File::open(path).map_err(io_error(path))?;
     // A sysctl changed in a namespace the topology made (by an earlier run
     // or by this journal's) replaced nothing worth restoring on destroy.
-    let mut made: BTreeSet<String> = record
-        .created
-        .iter()
-        .filter(|id| id.kind == Kind::Namespace)
-        .map(|id| id.ns.clone())
-        .collect();
+    let mut made = record.all_namespaces();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(io_error(path))?;
         // The last line may be cut short by the kill: skip it.

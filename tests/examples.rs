@@ -14,7 +14,7 @@ fn root() -> PathBuf {
 /// One example per feature of FORMAT.md, and the complete labs. A file
 /// that disappears (or is renamed) must be noticed: README and the kernel
 /// tests refer to them.
-const EXPECTED: [&str; 12] = [
+const EXPECTED: [&str; 13] = [
     "examples/seed.yaml",
     "examples/bridge-shorthand.yaml",
     "examples/pod-to-pod.yaml",
@@ -24,6 +24,7 @@ const EXPECTED: [&str; 12] = [
     "examples/host-gw.yaml",
     "examples/vxlan.yaml",
     "examples/expectations.yaml",
+    "examples/rate.yaml",
     "topologies/seed.yaml",
     "topologies/k8s-host-gw.yaml",
     "topologies/k8s-vxlan.yaml",

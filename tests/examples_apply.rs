@@ -119,6 +119,7 @@ shipped! {
     example_host_gw => "examples/host-gw.yaml",
     example_mac_mtu => "examples/mac-mtu.yaml",
     example_pod_to_pod => "examples/pod-to-pod.yaml",
+    example_rate => "examples/rate.yaml",
     example_seed => "examples/seed.yaml",
     example_sysctls => "examples/sysctls.yaml",
     example_vxlan => "examples/vxlan.yaml",

@@ -109,3 +109,37 @@ fn the_wrong_machine_is_refused_before_anything_changes() {
     assert!(!on(&sandbox, "m2", &format!("apply --host node7 {file}")));
     assert_eq!(before, common::everything(&sandbox));
 }
+
+#[test]
+fn an_adopted_route_becomes_netlooms_and_goes_with_destroy() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let file = machines(&sandbox);
+    // The machine already routes node2's pods, by hand, exactly as declared.
+    sandbox.sh("ip -n m1 route add 10.60.2.0/24 via 192.168.50.12");
+    assert!(
+        !on(&sandbox, "m1", &format!("apply --host node1 {file}")),
+        "a conflict first"
+    );
+    assert!(on(
+        &sandbox,
+        "m1",
+        &format!("apply --adopt --host node1 {file}")
+    ));
+    let route = sandbox.ip_json("-n m1 route show 10.60.2.0/24");
+    assert_eq!(route[0]["protocol"], "211", "marked as netloom's");
+    // Adopted for good: a plain apply and plan agree.
+    assert!(on(
+        &sandbox,
+        "m1",
+        &format!("plan --detailed-exitcode --host node1 {file}")
+    ));
+    assert!(on(&sandbox, "m1", &format!("destroy --host node1 {file}")));
+    assert!(
+        sandbox
+            .sh("ip -n m1 route show 10.60.2.0/24")
+            .trim()
+            .is_empty()
+    );
+}

@@ -59,6 +59,11 @@ fn explicit_macs_and_mtus() {
 }
 
 #[test]
+fn rate() {
+    second_apply_writes_nothing("examples/rate.yaml");
+}
+
+#[test]
 fn sysctls() {
     second_apply_writes_nothing("examples/sysctls.yaml");
 }

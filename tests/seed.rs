@@ -69,3 +69,31 @@ fn seed_builds_exactly_the_walkthrough() {
         ""
     );
 }
+
+#[test]
+fn destroy_by_name_also_removes_what_is_in_this_machines_namespace() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    assert_ok(&sandbox.netloom(&["apply", "examples/seed.yaml"]));
+    assert_ok(&sandbox.netloom(&["destroy", "--name", "seed"]));
+    let left: Vec<String> = links(&sandbox, "")
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["lo"], "the bridge and its port go too");
+    assert_eq!(sandbox.sh("ls /run/netns").trim(), "");
+}
+
+#[test]
+fn a_deletion_killed_before_its_unlink_is_finished_by_the_next_destroy() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    assert_ok(&sandbox.netloom(&["apply", "examples/seed.yaml"]));
+    // What a kill -9 between the unmount and the unlink leaves.
+    sandbox.sh("umount -l /run/netns/test");
+    assert_ok(&sandbox.netloom(&["destroy", "examples/seed.yaml"]));
+    assert_eq!(sandbox.sh("ls /run/netns").trim(), "");
+    assert_eq!(links(&sandbox, "").len(), 1);
+}

@@ -183,6 +183,19 @@ pub fn delete_netns(name: &str) -> io::Result<()> {
     fs::remove_file(&path)
 }
 
+/// Removes what a deletion killed between its unmount and its unlink left
+/// behind: a plain file, not a namespace, under /run/netns. Returns
+/// whether there was one.
+pub fn remove_leftover(name: &str) -> io::Result<bool> {
+    check_name(name)?;
+    let path = netns_path(name);
+    if !path.exists() || netns_exists(name) {
+        return Ok(false);
+    }
+    fs::remove_file(&path)?;
+    Ok(true)
+}
+
 /// Runs a command inside namespace `name` and waits for it, like
 /// `ip netns exec` (without its private /sys: only the network namespace
 /// changes).

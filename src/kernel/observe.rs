@@ -310,7 +310,15 @@ fn translate(
             continue;
         };
         let (name, resource) = Resource::address(ifname, net);
-        add(Kind::Address, name, resource);
+        // IPv4 allows one IP with several prefix lengths on an interface:
+        // the others go by `ip/prefix` (the plan lines them up with the file).
+        let id = ResourceId::new(ns, Kind::Address, name);
+        let id = if observed.resources.contains_key(&id) {
+            ResourceId::new(ns, Kind::Address, format!("{ifname} {net}"))
+        } else {
+            id
+        };
+        observed.resources.insert(id, resource);
     }
     for live in &view.routes {
         // The main table only; routes the kernel made are kept (marked by

@@ -46,13 +46,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Attributes whose absence from the file means "not compared": an
-    /// unstated MTU follows the kernel (or a bridge's ports), an unstated
-    /// MAC is the kernel's.
-    pub fn compared_only_when_declared(self) -> bool {
-        matches!(self, Kind::Mtu | Kind::Mac)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Kind::Namespace => "namespace",
