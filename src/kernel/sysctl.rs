@@ -3,13 +3,14 @@
 //! /proc/sys/net resolves by the network namespace of the task that opens
 //! it: these run on the namespace's worker thread.
 //!
-//! Every namespace has its own `/proc/sys/net` entry, all with the same
-//! name, so the kernel looks a path's `net` up among one entry per
-//! namespace: with a thousand pods, each open of a full path compares a
-//! thousand entries. A worker opens `/proc/sys/net` once and opens every
-//! key relative to it.
+//! Every namespace has its own `/proc/sys/net/ipv4` (`ipv6`, `core`...)
+//! entry, all with the same name under one `net` directory, so the kernel
+//! looks such a path up among one entry per namespace: with a thousand
+//! pods, each open of a full path compares a thousand entries. A worker
+//! opens each of those directories once and every key relative to it.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
@@ -18,8 +19,9 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
 thread_local! {
-    /// This worker's `/proc/sys/net` (a worker never changes namespace).
-    static NET: RefCell<Option<OwnedFd>> = const { RefCell::new(None) };
+    /// This worker's `/proc/sys/net/<section>` directories (a worker never
+    /// changes namespace).
+    static SECTIONS: RefCell<HashMap<String, OwnedFd>> = RefCell::new(HashMap::new());
 }
 
 /// The path of a `net.*` key below /proc/sys/net; other keys are not
@@ -43,26 +45,25 @@ fn relative_path(key: &str) -> io::Result<String> {
 /// Opens a key of the calling thread's namespace.
 fn open(key: &str, flags: OFlag) -> io::Result<File> {
     let path = relative_path(key)?;
-    NET.with(|net| {
-        let mut net = net.borrow_mut();
-        if net.is_none() {
+    let (section, rest) = path.split_once('/').unwrap_or((path.as_str(), "."));
+    SECTIONS.with(|sections| {
+        let mut sections = sections.borrow_mut();
+        if !sections.contains_key(section) {
             let dir = openat(
                 nix::fcntl::AT_FDCWD,
-                "/proc/sys/net",
+                format!("/proc/sys/net/{section}").as_str(),
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )?;
-            *net = Some(dir);
+            sections.insert(section.to_string(), dir);
         }
-        let dir = net.as_ref().expect("opened above");
-        let fd = openat(dir, path.as_str(), flags | OFlag::O_CLOEXEC, Mode::empty()).map_err(
-            |errno| {
-                io::Error::new(
-                    io::Error::from(errno).kind(),
-                    format!("/proc/sys/net/{path}: {errno}"),
-                )
-            },
-        )?;
+        let dir = &sections[section];
+        let fd = openat(dir, rest, flags | OFlag::O_CLOEXEC, Mode::empty()).map_err(|errno| {
+            io::Error::new(
+                io::Error::from(errno).kind(),
+                format!("/proc/sys/net/{path}: {errno}"),
+            )
+        })?;
         Ok(File::from(fd))
     })
 }
