@@ -37,8 +37,6 @@ pub enum EngineError {
         wanted: String,
         found: String,
     },
-    #[error("{0}")]
-    Internal(String),
 }
 
 impl EngineError {
