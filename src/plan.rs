@@ -919,21 +919,12 @@ mod tests {
         let extra_route = ResourceId::new("test", Kind::Route, "10.9.0.0/16 metric 0");
         live.resources.insert(
             extra_route.clone(),
-            Resource::Route(crate::model::Route {
-                to: "10.9.0.0/16".parse().unwrap(),
-                metric: 0,
-                via: Some("10.0.0.1".parse().unwrap()),
-                dev: Some("eth0".into()),
-            }),
+            route("10.9.0.0/16", Some("10.0.0.1"), Some("eth0")),
         );
         live.route_protocols.insert(extra_route, 3);
-        live.resources.insert(
-            ResourceId::new("test", Kind::Address, "eth0 10.0.0.9"),
-            Resource::Address {
-                ifname: "eth0".into(),
-                address: "10.0.0.9/24".parse().unwrap(),
-            },
-        );
+        let (name, address) = Resource::address("eth0", "10.0.0.9/24".parse().unwrap());
+        live.resources
+            .insert(ResourceId::new("test", Kind::Address, name), address);
         let plan = plan(&want, &live, &Records::default(), false);
         assert_eq!(
             lines(&plan),
@@ -952,12 +943,7 @@ mod tests {
         let foreign_route = ResourceId::new("", Kind::Route, "10.9.0.0/16 metric 0");
         live.resources.insert(
             foreign_route.clone(),
-            Resource::Route(crate::model::Route {
-                to: "10.9.0.0/16".parse().unwrap(),
-                metric: 0,
-                via: None,
-                dev: Some("test0".into()),
-            }),
+            route("10.9.0.0/16", None, Some("test0")),
         );
         live.route_protocols.insert(foreign_route, 3);
         live.resources.insert(
@@ -992,10 +978,8 @@ mod tests {
     fn adopting_takes_over_only_what_is_in_the_way() {
         let want = seed();
         let mut live = Observed::default();
-        let address = |ifname: &str, address: &str| Resource::Address {
-            ifname: ifname.into(),
-            address: address.parse().unwrap(),
-        };
+        let address =
+            |ifname: &str, address: &str| Resource::address(ifname, address.parse().unwrap()).1;
         // In the way: test0, with an address the file does not declare.
         live.resources.insert(
             ResourceId::link("", "test0"),
