@@ -22,6 +22,8 @@ const CONCURRENT_NAMESPACES: usize = 32;
 struct View {
     ns: String,
     links: Vec<Link>,
+    /// ifindex -> position in `links` (a host namespace holds a port per pod).
+    by_index: HashMap<u32, usize>,
     addresses: Vec<addr::Address>,
     routes: Vec<route::ObservedRoute>,
     tbfs: HashMap<u32, qdisc::Tbf>,
@@ -31,10 +33,8 @@ struct View {
 
 impl View {
     fn name_of(&self, index: u32) -> Option<&str> {
-        self.links
-            .iter()
-            .find(|l| l.index == index)
-            .map(|l| l.name.as_str())
+        let at = *self.by_index.get(&index)?;
+        Some(self.links[at].name.as_str())
     }
 }
 
@@ -85,9 +85,15 @@ impl Kernel {
                 .await
                 .op(|| format!("read sysctls in {}", namespace_label(ns)))?
         };
+        let by_index = links
+            .iter()
+            .enumerate()
+            .map(|(at, l)| (l.index, at))
+            .collect();
         Ok(View {
             ns: ns.to_string(),
             links,
+            by_index,
             addresses,
             routes,
             tbfs,
