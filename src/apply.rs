@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::kernel::{Kernel, KernelError, Scope};
-use crate::model::{self, Desired, Kind, Mode, Resource, ResourceId, Resources};
-use crate::plan::{self, Action, Change, Conflict, Context, Observed, Plan};
+use crate::model::{
+    self, Action, Change, Desired, Kind, Mode, Observed, Resource, ResourceId, Resources,
+};
+use crate::plan::{self, Conflict, Context, Plan};
 use crate::spec::Topology;
 use crate::state::{Record, Records, StateDir, StateError};
 
@@ -175,7 +177,7 @@ impl Engine {
         let started = Instant::now();
         let ctx = Context {
             topology: &desired.topology,
-            records: &records,
+            claims: &records,
             adopt: self.options.adopt,
         };
         let plan = plan::diff(&desired.resources, &observed, &ctx);

@@ -9,8 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::apply::{DestroyTarget, Engine, EngineError, Execution, Options, Progress, State};
 use crate::cli::{KernelArgs, Output, TopologyError, read_topology, report_topology_error};
-use crate::model::Mode;
-use crate::plan::Change;
+use crate::model::{Change, Mode};
 use crate::report;
 use crate::spec::Topology;
 

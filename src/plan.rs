@@ -9,36 +9,13 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::graph::Graph;
 use crate::model::{
-    KERNEL_ROUTE_PROTOCOLS, Kind, LinkKind, ROUTE_PROTOCOL, Resource, ResourceId, Resources,
-    mark_owner,
+    Action, Change, Claims, Kind, LinkKind, Observed, ROUTE_PROTOCOL, Resource, ResourceId,
+    Resources, mark_owner,
 };
-use crate::state::Records;
-
-/// What the kernel has, in the model's shape, plus the facts ownership
-/// needs that are not part of a resource's value.
-#[derive(Clone, Debug, Default)]
-pub struct Observed {
-    pub resources: Resources,
-    /// The `protocol` of every observed route.
-    pub route_protocols: BTreeMap<ResourceId, u8>,
-    /// (namespace, alternative name) -> the interface's name.
-    pub alt_names: BTreeMap<(String, String), String>,
-}
-
-impl Observed {
-    /// A route the kernel made by itself: for an address's subnet, or
-    /// from a router advertisement. It follows its cause; it is not an
-    /// object anyone manages.
-    pub fn is_kernel_route(&self, id: &ResourceId) -> bool {
-        self.route_protocols
-            .get(id)
-            .is_some_and(|protocol| KERNEL_ROUTE_PROTOCOLS.contains(protocol))
-    }
-}
 
 /// Who an observed object belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -53,29 +30,6 @@ pub enum Owner {
     /// The kernel made it by itself (the route of an address's subnet, a
     /// route from a router advertisement): never touched, not adoptable.
     Kernel,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    Create,
-    Update,
-    Delete,
-}
-
-/// One change to the kernel.
-#[derive(Clone, Debug, Serialize)]
-pub struct Change {
-    pub action: Action,
-    pub id: ResourceId,
-    /// The live value (update, delete).
-    pub from: Option<Resource>,
-    /// The wanted value (create, update).
-    pub to: Option<Resource>,
-    /// Links in other namespaces that vanish with this deletion (a
-    /// namespace takes its veths' peers with it, a little later).
-    #[serde(skip)]
-    pub takes_along: Vec<ResourceId>,
 }
 
 /// A declared object that something netloom may not touch is in the way of.
@@ -168,9 +122,9 @@ impl Plan {
 /// Everything `diff` needs besides the two sides.
 pub struct Context<'a> {
     pub topology: &'a str,
-    /// The state records of every topology (who created what where marks
-    /// cannot say it).
-    pub records: &'a Records,
+    /// Who created what where marks cannot say it: the state records of
+    /// every topology.
+    pub claims: &'a dyn Claims,
     /// Take over unowned objects in the way instead of stopping.
     pub adopt: bool,
 }
@@ -188,7 +142,7 @@ pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a Resource
         }),
         _ => None,
     };
-    let recorded = |id: &ResourceId| match ctx.records.creator_of(id) {
+    let recorded = |id: &ResourceId| match ctx.claims.creator_of(id) {
         Some(t) if t == ctx.topology => Some(Owner::This),
         Some(t) => Some(Owner::Other(t.to_string())),
         None => None,
@@ -766,7 +720,9 @@ mod tests {
     use super::*;
     use crate::diagnostics::SourceFile;
     use crate::model::{Mode, expand};
-    use crate::state::Record;
+
+    /// Claims as the state records make them: id -> creating topology.
+    type Records = BTreeMap<ResourceId, String>;
 
     fn desired(text: &str) -> Resources {
         let spec = crate::load::parse(&SourceFile::new("t.yaml", text)).unwrap();
@@ -793,17 +749,16 @@ mod tests {
     }
 
     fn records_with(created: &[ResourceId]) -> Records {
-        let mut record = Record::new("seed");
-        record.created.extend(created.iter().cloned());
-        let mut records = Records::default();
-        records.by_topology.insert("seed".into(), record);
-        records
+        created
+            .iter()
+            .map(|id| (id.clone(), "seed".to_string()))
+            .collect()
     }
 
     fn plan(desired: &Resources, observed: &Observed, records: &Records, adopt: bool) -> Plan {
         let ctx = Context {
             topology: "seed",
-            records,
+            claims: records,
             adopt,
         };
         diff(desired, observed, &ctx)

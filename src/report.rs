@@ -6,8 +6,9 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use crate::apply::{Execution, ObjectStatus, State};
+use crate::model::{Action, Change};
 use crate::model::{Kind, ResourceId};
-use crate::plan::{Action, Change, Conflict, Plan};
+use crate::plan::{Conflict, Plan};
 
 fn sign(action: Action) -> char {
     match action {

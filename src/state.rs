@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Desired, Kind, Resource, ResourceId};
-use crate::plan::{Action, Change};
+use crate::model::{Action, Change, Claims, Desired, Kind, Resource, ResourceId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -177,6 +176,12 @@ impl Records {
 
     pub fn get(&self, topology: &str) -> Option<&Record> {
         self.by_topology.get(topology)
+    }
+}
+
+impl Claims for Records {
+    fn creator_of(&self, id: &ResourceId) -> Option<&str> {
+        Records::creator_of(self, id)
     }
 }
 

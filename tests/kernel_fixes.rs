@@ -119,12 +119,12 @@ fn one_interface() {
 }
 
 fn route_change(
-    action: netloom::plan::Action,
+    action: netloom::model::Action,
     to: &str,
     metric: u32,
     from: Option<(&str, Option<&str>)>,
     wanted: Option<(&str, Option<&str>)>,
-) -> netloom::plan::Change {
+) -> netloom::model::Change {
     use netloom::model::{Kind, Resource, Route};
     let net: ipnet::IpNet = to.parse().unwrap();
     let route = |(via, dev): (&str, Option<&str>)| {
@@ -135,7 +135,7 @@ fn route_change(
             dev: dev.map(String::from),
         })
     };
-    netloom::plan::Change {
+    netloom::model::Change {
         action,
         id: ResourceId::new("", Kind::Route, Route::id_name(&net, metric)),
         from: from.map(route),
@@ -148,7 +148,7 @@ fn route_change(
 /// overwritten: the create fails with EEXIST. An update replaces in place.
 #[test]
 fn creating_a_route_never_overwrites_one_the_plan_did_not_see() {
-    use netloom::plan::Action::{Create, Update};
+    use netloom::model::Action::{Create, Update};
     if !inside_sandbox("creating_a_route_never_overwrites_one_the_plan_did_not_see") {
         return;
     }
@@ -191,7 +191,7 @@ fn creating_a_route_never_overwrites_one_the_plan_did_not_see() {
 /// gateway but another metric, stays.
 #[test]
 fn deleting_a_route_takes_only_that_route() {
-    use netloom::plan::Action::Delete;
+    use netloom::model::Action::Delete;
     if !inside_sandbox("deleting_a_route_takes_only_that_route") {
         return;
     }
@@ -308,8 +308,8 @@ fn adding_an_address_that_appeared_since_fails() {
     for address in ["10.0.0.2/24", "fd00::2/64"] {
         let address: ipnet::IpNet = address.parse().unwrap();
         let (name, resource) = Resource::address("v0", address);
-        let create = netloom::plan::Change {
-            action: netloom::plan::Action::Create,
+        let create = netloom::model::Change {
+            action: netloom::model::Action::Create,
             id: ResourceId::new("", Kind::Address, name),
             from: None,
             to: Some(resource),

@@ -16,7 +16,7 @@ use netlink_packet_route::{
 };
 use rtnetlink::Handle;
 
-use crate::spec::Mac;
+use crate::model::Mac;
 
 use super::{
     error::{Context, Result},

@@ -2,7 +2,7 @@
 
 use std::{net::IpAddr, os::fd::AsRawFd};
 
-use crate::spec::Mac;
+use crate::model::Mac;
 
 use futures::TryStreamExt;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST};

@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use super::error::{Context, Result};
 use super::link::{Link, LinkKind as KernelLinkKind, VethPeer};
 use super::{Kernel, Scope, addr, fdb, link, namespace_label, netns, nsid, qdisc, route, sysctl};
+use crate::model::Observed;
 use crate::model::{Kind, LinkKind, Resource, ResourceId, Route, Vxlan};
-use crate::plan::Observed;
 
 /// Namespaces observed at once (each has its own socket; dumps on one
 /// socket run one at a time).

@@ -292,7 +292,7 @@ impl<'a> Expander<'a> {
             self.add(&ns, Kind::Link, ifname, Resource::Link(LinkKind::Bridge));
             self.link_basics(&ns, ifname, &format!("bridge:{key}"));
             let mac = match bridge.mac.as_ref().and_then(|m| m.ok()) {
-                Some(mac) => *mac,
+                Some(mac) => (*mac).into(),
                 None => derived_bridge_mac(self.topology, key),
             };
             self.add(&ns, Kind::Mac, ifname, Resource::Mac { mac });
@@ -484,7 +484,7 @@ impl<'a> Expander<'a> {
             }
             if let Some(settings) = end.settings {
                 if let Some(mac) = settings.mac.as_ref().and_then(|m| m.ok()) {
-                    self.add(ns, Kind::Mac, ifname, Resource::Mac { mac: *mac });
+                    self.add(ns, Kind::Mac, ifname, Resource::Mac { mac: (*mac).into() });
                 }
                 self.addresses(ns, ifname, &settings.addresses);
             }

@@ -3,10 +3,14 @@
 //! the kernel is observed into it (`kernel::observe`), and a plan is the
 //! difference of two of them (`plan`).
 
+mod change;
 pub mod expand;
+mod mac;
 mod names;
 
+pub use change::{Action, Change, Claims, Observed};
 pub use expand::{Mode, expand};
+pub use mac::Mac;
 pub use names::{derived_bridge_mac, derived_ifname, mark, mark_owner};
 
 use std::collections::BTreeMap;
@@ -15,8 +19,6 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-
-use crate::spec::Mac;
 
 /// netloom's own route protocol number (see `/etc/iproute2/rt_protos`):
 /// marks routes netloom added, so they are never confused with others.

@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::spec::Mac;
+use super::Mac;
 
 /// The mark on every link netloom creates (IFLA_IFALIAS) and on the
 /// loopback of every namespace it creates: `netloom:<topology>/<object>`.

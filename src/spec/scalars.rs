@@ -96,16 +96,6 @@ impl FromStr for RouteDest {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mac(pub [u8; 6]);
 
-impl Mac {
-    /// A locally administered unicast address from the first bytes of a hash.
-    pub fn local_from_hash(hash: &[u8]) -> Mac {
-        let mut bytes = [0u8; 6];
-        bytes.copy_from_slice(&hash[..6]);
-        bytes[0] = (bytes[0] & 0xfc) | 0x02;
-        Mac(bytes)
-    }
-}
-
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [a, b, c, d, e, g] = self.0;
@@ -292,7 +282,6 @@ mod tests {
         assert!("02:00:00:00:01".parse::<Mac>().is_err());
         assert!("02:00:00:00:01:01:01".parse::<Mac>().is_err());
         assert!("0g:00:00:00:01:01".parse::<Mac>().is_err());
-        assert!(Mac::local_from_hash(&[0xff; 6]).0[0] == 0xfe);
     }
 
     #[test]
