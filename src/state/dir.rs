@@ -1,189 +1,15 @@
-//! The state dir (`--state-dir`, default /run/netloom): one lock that
-//! serialises runs, and per topology a state record and a journal.
-//!
-//! The record says what a topology created where the kernel has no room
-//! for a mark (or before the mark was written), and which values it
-//! replaced (sysctls of namespaces it did not create, restored on destroy).
-//! The journal is appended before every change; a run killed half way
-//! leaves it behind, and the next run folds it into the record first.
+//! The state dir itself: the lock that serialises runs, and the files
+//! of every topology (`NAME.json` records, `NAME.journal` journals).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
 
-use crate::model::{Action, Change, Claims, Desired, Kind, Resource, ResourceId};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("state dir {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "another netloom run holds the lock on {path}{holder}; waited {waited:?} (raise --lock-timeout to wait longer)"
-    )]
-    Locked {
-        path: PathBuf,
-        holder: String,
-        waited: Duration,
-    },
-    #[error("state record {path} is damaged: {reason}")]
-    Damaged { path: PathBuf, reason: String },
-}
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// What one topology created and replaced.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub version: u32,
-    pub topology: String,
-    /// Namespaces this topology made: where to look for what it left
-    /// behind (a pod removed from the file). They are not claims: whether
-    /// a namespace is the topology's is its loopback's mark (a namespace
-    /// someone made anew under the same name is not netloom's).
-    #[serde(default)]
-    pub namespaces: BTreeSet<String>,
-    /// Objects that are this topology's without a mark to say so: routes
-    /// outside its namespaces (their protocol says netloom, not which
-    /// topology), and whatever a killed run may have created before it
-    /// could mark it.
-    pub created: BTreeSet<ResourceId>,
-    /// Sysctls of namespaces netloom did not create, with the value they
-    /// had before netloom first set them.
-    #[serde(with = "as_pairs")]
-    pub replaced: BTreeMap<ResourceId, String>,
-}
-
-/// JSON object keys are strings: a map keyed by id is kept as a list of
-/// `[id, value]` pairs.
-mod as_pairs {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::model::ResourceId;
-
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<ResourceId, String>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(map)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<BTreeMap<ResourceId, String>, D::Error> {
-        Ok(Vec::<(ResourceId, String)>::deserialize(deserializer)?
-            .into_iter()
-            .collect())
-    }
-}
-
-impl Record {
-    pub fn new(topology: &str) -> Record {
-        Record {
-            version: 1,
-            topology: topology.to_string(),
-            ..Record::default()
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.namespaces.is_empty() && self.created.is_empty() && self.replaced.is_empty()
-    }
-
-    /// Takes note of a change that was (or, when replaying a journal,
-    /// may have been) carried out.
-    pub fn note(&mut self, change: &Change, owned_namespaces: &BTreeSet<String>) {
-        let id = &change.id;
-        match (change.action, id.kind) {
-            (Action::Create, Kind::Namespace) => {
-                self.namespaces.insert(id.ns.clone());
-                self.created.insert(id.clone());
-            }
-            (Action::Create, Kind::Link | Kind::Route) if !owned_namespaces.contains(&id.ns) => {
-                self.created.insert(id.clone());
-            }
-            (Action::Update, Kind::Sysctl) if !owned_namespaces.contains(&id.ns) => {
-                if let Some(Resource::Sysctl { value }) = &change.from {
-                    self.replaced
-                        .entry(id.clone())
-                        .or_insert_with(|| value.clone());
-                }
-            }
-            (Action::Delete, kind) => {
-                self.created.remove(id);
-                if kind == Kind::Namespace {
-                    self.namespaces.remove(&id.ns);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// What is left to record once the kernel is verified to hold exactly
-    /// `desired`, every object marked: its namespaces, and the routes
-    /// outside them. Claims a killed run left, and objects long gone, are
-    /// dropped, so a stale claim can never make a newcomer look netloom's.
-    pub fn settle(&mut self, desired: &Desired) {
-        self.namespaces = desired.namespaces().map(String::from).collect();
-        // Only values of namespaces netloom did not make are worth restoring.
-        self.replaced
-            .retain(|id, _| !self.namespaces.contains(&id.ns));
-        self.created = desired
-            .resources
-            .keys()
-            .filter(|id| id.kind == Kind::Route && !self.namespaces.contains(&id.ns))
-            .cloned()
-            .collect();
-    }
-
-    /// Every namespace this topology made or may have made.
-    pub fn all_namespaces(&self) -> BTreeSet<String> {
-        let claimed = self.created.iter().filter(|id| id.kind == Kind::Namespace);
-        let mut all = self.namespaces.clone();
-        all.extend(claimed.map(|id| id.ns.clone()));
-        all
-    }
-}
-
-/// The records of every topology in a state dir.
-#[derive(Clone, Debug, Default)]
-pub struct Records {
-    pub by_topology: BTreeMap<String, Record>,
-}
-
-impl Records {
-    /// The topology whose record says it created `id`.
-    pub fn creator_of(&self, id: &ResourceId) -> Option<&str> {
-        self.by_topology
-            .values()
-            .find(|record| record.created.contains(id))
-            .map(|record| record.topology.as_str())
-    }
-
-    pub fn get(&self, topology: &str) -> Option<&Record> {
-        self.by_topology.get(topology)
-    }
-}
-
-impl Claims for Records {
-    fn creator_of(&self, id: &ResourceId) -> Option<&str> {
-        Records::creator_of(self, id)
-    }
-}
+use super::journal::{Journal, fold_journal};
+use super::{Record, Records, StateError, io_error};
 
 /// Held while a run changes the kernel; released on drop.
 pub struct Lock {
@@ -329,38 +155,8 @@ impl StateDir {
     /// Opens the journal of a run.
     pub fn journal(&self, topology: &str) -> Result<Journal, StateError> {
         self.create()?;
-        let path = self.journal_path(topology);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error(&path))?;
-        Ok(Journal { file, path })
+        Journal::open(self.journal_path(topology))
     }
-}
-
-/// Takes note of every change a journal logged. Each may or may not have
-/// happened: a create is claimed (the object may exist, unmarked), a
-/// delete is not trusted (the object may still be there).
-fn fold_journal(path: &Path, record: &mut Record) -> Result<(), StateError> {
-    let file = File::open(path).map_err(io_error(path))?;
-    // A sysctl changed in a namespace the topology made (by an earlier run
-    // or by this journal's) replaced nothing worth restoring on destroy.
-    let mut made = record.all_namespaces();
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(io_error(path))?;
-        // The last line may be cut short by the kill: skip it.
-        if let Ok(entry) = serde_json::from_str::<JournalEntry>(&line) {
-            let change = entry.into_change();
-            if change.action != Action::Delete {
-                if change.action == Action::Create && change.id.kind == Kind::Namespace {
-                    made.insert(change.id.ns.clone());
-                }
-                record.note(&change, &made);
-            }
-        }
-    }
-    Ok(())
 }
 
 fn read_record(path: &Path) -> Result<Record, StateError> {
@@ -371,60 +167,10 @@ fn read_record(path: &Path) -> Result<Record, StateError> {
     })
 }
 
-/// One journal line: a change, with the value it replaces.
-#[derive(Serialize, Deserialize)]
-struct JournalEntry {
-    action: Action,
-    id: ResourceId,
-    from: Option<Resource>,
-    to: Option<Resource>,
-}
-
-impl JournalEntry {
-    fn into_change(self) -> Change {
-        Change {
-            action: self.action,
-            id: self.id,
-            from: self.from,
-            to: self.to,
-            takes_along: Vec::new(),
-        }
-    }
-}
-
-/// Append-only log of the changes of one run, written before each change.
-pub struct Journal {
-    file: File,
-    path: PathBuf,
-}
-
-impl Journal {
-    /// Logs a change before it is made. One write per line: a kill leaves
-    /// whole lines (and at worst one cut short).
-    pub fn log(&mut self, change: &Change) -> Result<(), StateError> {
-        let entry = JournalEntry {
-            action: change.action,
-            id: change.id.clone(),
-            from: change.from.clone(),
-            to: change.to.clone(),
-        };
-        let mut line = serde_json::to_string(&entry).expect("a change serializes");
-        line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(io_error(&self.path))
-    }
-
-    /// The run is over and its record saved: the journal is no longer needed.
-    pub fn finish(self) -> Result<(), StateError> {
-        drop(self.file);
-        fs::remove_file(&self.path).map_err(io_error(&self.path))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Action, Change, Kind, Resource, ResourceId};
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("netloom-state-{name}-{}", std::process::id()));
@@ -513,33 +259,6 @@ mod tests {
         assert_eq!(state.records().unwrap().creator_of(&bridge), Some("lab"));
         assert!(!dir.join("lab.journal").exists());
         fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn replaced_values_keep_the_first_original() {
-        let mut record = Record::new("lab");
-        let id = ResourceId::new("", Kind::Sysctl, "net.ipv4.ip_forward");
-        let update = |from: &str, to: &str| Change {
-            action: Action::Update,
-            id: id.clone(),
-            from: Some(Resource::Sysctl { value: from.into() }),
-            to: Some(Resource::Sysctl { value: to.into() }),
-            takes_along: Vec::new(),
-        };
-        record.note(&update("0", "1"), &BTreeSet::new());
-        record.note(&update("1", "0"), &BTreeSet::new());
-        assert_eq!(record.replaced[&id], "0");
-        // In a namespace netloom created, nothing is replaced.
-        let mut owned = Record::new("lab");
-        let ns_id = ResourceId::new("web", Kind::Sysctl, "net.ipv4.ip_forward");
-        owned.note(
-            &Change {
-                id: ns_id,
-                ..update("0", "1")
-            },
-            &BTreeSet::from(["web".to_string()]),
-        );
-        assert!(owned.replaced.is_empty());
     }
 
     #[test]

@@ -1,0 +1,95 @@
+//! The journal of a run: every change logged before it is made, so that
+//! a run killed half way leaves a trace the next run folds into the record.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Record, StateError, io_error};
+use crate::model::{Action, Change, Kind, Resource, ResourceId};
+
+/// Takes note of every change a journal logged. Each may or may not have
+/// happened: a create is claimed (the object may exist, unmarked), a
+/// delete is not trusted (the object may still be there).
+pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), StateError> {
+    let file = File::open(path).map_err(io_error(path))?;
+    // A sysctl changed in a namespace the topology made (by an earlier run
+    // or by this journal's) replaced nothing worth restoring on destroy.
+    let mut made = record.all_namespaces();
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(io_error(path))?;
+        // The last line may be cut short by the kill: skip it.
+        if let Ok(entry) = serde_json::from_str::<JournalEntry>(&line) {
+            let change = entry.into_change();
+            if change.action != Action::Delete {
+                if change.action == Action::Create && change.id.kind == Kind::Namespace {
+                    made.insert(change.id.ns.clone());
+                }
+                record.note(&change, &made);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One journal line: a change, with the value it replaces.
+#[derive(Serialize, Deserialize)]
+struct JournalEntry {
+    action: Action,
+    id: ResourceId,
+    from: Option<Resource>,
+    to: Option<Resource>,
+}
+
+impl JournalEntry {
+    fn into_change(self) -> Change {
+        Change {
+            action: self.action,
+            id: self.id,
+            from: self.from,
+            to: self.to,
+            takes_along: Vec::new(),
+        }
+    }
+}
+
+/// Append-only log of the changes of one run, written before each change.
+pub struct Journal {
+    pub(super) file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    pub(super) fn open(path: PathBuf) -> Result<Journal, StateError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        Ok(Journal { file, path })
+    }
+
+    /// Logs a change before it is made. One write per line: a kill leaves
+    /// whole lines (and at worst one cut short).
+    pub fn log(&mut self, change: &Change) -> Result<(), StateError> {
+        let entry = JournalEntry {
+            action: change.action,
+            id: change.id.clone(),
+            from: change.from.clone(),
+            to: change.to.clone(),
+        };
+        let mut line = serde_json::to_string(&entry).expect("a change serializes");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(io_error(&self.path))
+    }
+
+    /// The run is over and its record saved: the journal is no longer needed.
+    pub fn finish(self) -> Result<(), StateError> {
+        drop(self.file);
+        fs::remove_file(&self.path).map_err(io_error(&self.path))
+    }
+}

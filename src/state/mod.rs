@@ -1,0 +1,45 @@
+//! The state dir (`--state-dir`, default /run/netloom): one lock that
+//! serialises runs, and per topology a state record and a journal.
+//!
+//! The record says what a topology created where the kernel has no room
+//! for a mark (or before the mark was written), and which values it
+//! replaced (sysctls of namespaces it did not create, restored on destroy).
+//! The journal is appended before every change; a run killed half way
+//! leaves it behind, and the next run folds it into the record first.
+
+mod dir;
+mod journal;
+mod record;
+
+pub use dir::{Lock, StateDir};
+pub use journal::Journal;
+pub use record::{Record, Records};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state dir {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another netloom run holds the lock on {path}{holder}; waited {waited:?} (raise --lock-timeout to wait longer)"
+    )]
+    Locked {
+        path: PathBuf,
+        holder: String,
+        waited: Duration,
+    },
+    #[error("state record {path} is damaged: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

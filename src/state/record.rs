@@ -1,0 +1,181 @@
+//! The state record of a topology (pure): what it created where the
+//! kernel carries no mark, and the values it replaced.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Action, Change, Claims, Desired, Kind, Resource, ResourceId};
+
+/// What one topology created and replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    pub topology: String,
+    /// Namespaces this topology made: where to look for what it left
+    /// behind (a pod removed from the file). They are not claims: whether
+    /// a namespace is the topology's is its loopback's mark (a namespace
+    /// someone made anew under the same name is not netloom's).
+    #[serde(default)]
+    pub namespaces: BTreeSet<String>,
+    /// Objects that are this topology's without a mark to say so: routes
+    /// outside its namespaces (their protocol says netloom, not which
+    /// topology), and whatever a killed run may have created before it
+    /// could mark it.
+    pub created: BTreeSet<ResourceId>,
+    /// Sysctls of namespaces netloom did not create, with the value they
+    /// had before netloom first set them.
+    #[serde(with = "as_pairs")]
+    pub replaced: BTreeMap<ResourceId, String>,
+}
+
+/// JSON object keys are strings: a map keyed by id is kept as a list of
+/// `[id, value]` pairs.
+mod as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::model::ResourceId;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<ResourceId, String>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<ResourceId, String>, D::Error> {
+        Ok(Vec::<(ResourceId, String)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
+impl Record {
+    pub fn new(topology: &str) -> Record {
+        Record {
+            version: 1,
+            topology: topology.to_string(),
+            ..Record::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.is_empty() && self.created.is_empty() && self.replaced.is_empty()
+    }
+
+    /// Takes note of a change that was (or, when replaying a journal,
+    /// may have been) carried out.
+    pub fn note(&mut self, change: &Change, owned_namespaces: &BTreeSet<String>) {
+        let id = &change.id;
+        match (change.action, id.kind) {
+            (Action::Create, Kind::Namespace) => {
+                self.namespaces.insert(id.ns.clone());
+                self.created.insert(id.clone());
+            }
+            (Action::Create, Kind::Link | Kind::Route) if !owned_namespaces.contains(&id.ns) => {
+                self.created.insert(id.clone());
+            }
+            (Action::Update, Kind::Sysctl) if !owned_namespaces.contains(&id.ns) => {
+                if let Some(Resource::Sysctl { value }) = &change.from {
+                    self.replaced
+                        .entry(id.clone())
+                        .or_insert_with(|| value.clone());
+                }
+            }
+            (Action::Delete, kind) => {
+                self.created.remove(id);
+                if kind == Kind::Namespace {
+                    self.namespaces.remove(&id.ns);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What is left to record once the kernel is verified to hold exactly
+    /// `desired`, every object marked: its namespaces, and the routes
+    /// outside them. Claims a killed run left, and objects long gone, are
+    /// dropped, so a stale claim can never make a newcomer look netloom's.
+    pub fn settle(&mut self, desired: &Desired) {
+        self.namespaces = desired.namespaces().map(String::from).collect();
+        // Only values of namespaces netloom did not make are worth restoring.
+        self.replaced
+            .retain(|id, _| !self.namespaces.contains(&id.ns));
+        self.created = desired
+            .resources
+            .keys()
+            .filter(|id| id.kind == Kind::Route && !self.namespaces.contains(&id.ns))
+            .cloned()
+            .collect();
+    }
+
+    /// Every namespace this topology made or may have made.
+    pub fn all_namespaces(&self) -> BTreeSet<String> {
+        let claimed = self.created.iter().filter(|id| id.kind == Kind::Namespace);
+        let mut all = self.namespaces.clone();
+        all.extend(claimed.map(|id| id.ns.clone()));
+        all
+    }
+}
+
+/// The records of every topology in a state dir.
+#[derive(Clone, Debug, Default)]
+pub struct Records {
+    pub by_topology: BTreeMap<String, Record>,
+}
+
+impl Records {
+    /// The topology whose record says it created `id`.
+    pub fn creator_of(&self, id: &ResourceId) -> Option<&str> {
+        self.by_topology
+            .values()
+            .find(|record| record.created.contains(id))
+            .map(|record| record.topology.as_str())
+    }
+
+    pub fn get(&self, topology: &str) -> Option<&Record> {
+        self.by_topology.get(topology)
+    }
+}
+
+impl Claims for Records {
+    fn creator_of(&self, id: &ResourceId) -> Option<&str> {
+        Records::creator_of(self, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaced_values_keep_the_first_original() {
+        let mut record = Record::new("lab");
+        let id = ResourceId::new("", Kind::Sysctl, "net.ipv4.ip_forward");
+        let update = |from: &str, to: &str| Change {
+            action: Action::Update,
+            id: id.clone(),
+            from: Some(Resource::Sysctl { value: from.into() }),
+            to: Some(Resource::Sysctl { value: to.into() }),
+            takes_along: Vec::new(),
+        };
+        record.note(&update("0", "1"), &BTreeSet::new());
+        record.note(&update("1", "0"), &BTreeSet::new());
+        assert_eq!(record.replaced[&id], "0");
+        // In a namespace netloom created, nothing is replaced.
+        let mut owned = Record::new("lab");
+        let ns_id = ResourceId::new("web", Kind::Sysctl, "net.ipv4.ip_forward");
+        owned.note(
+            &Change {
+                id: ns_id,
+                ..update("0", "1")
+            },
+            &BTreeSet::from(["web".to_string()]),
+        );
+        assert!(owned.replaced.is_empty());
+    }
+}
