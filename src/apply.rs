@@ -29,6 +29,8 @@ pub enum EngineError {
     Kernel(#[from] KernelError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("netloom cannot order its changes: {0} (a bug: please report it)")]
+    Cycle(#[from] crate::graph::Cycle),
     #[error("host `{0}` is not in the file")]
     UnknownHost(String),
     #[error(
@@ -180,7 +182,7 @@ impl Engine {
             claims: &records,
             adopt: self.options.adopt,
         };
-        let plan = plan::diff(&desired.resources, &observed, &ctx);
+        let plan = plan::diff(&desired.resources, &observed, &ctx)?;
         tracing::info!(
             changes = plan.changes.len(),
             "planned in {:?}",

@@ -3,8 +3,7 @@
 //! ports before a bridge's explicit MTU, addresses before the routes that
 //! use them. Creation follows it; deletion runs it backwards.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 
 use petgraph::algo::tarjan_scc;
@@ -25,6 +24,45 @@ pub struct Graph {
 #[derive(Debug, thiserror::Error)]
 #[error("dependency cycle between {}", .0.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(", "))]
 pub struct Cycle(pub Vec<ResourceId>);
+
+/// netloom's one topological sort (Kahn's algorithm), for the resource
+/// graph and for a plan's changes alike: items `0..count`, each after its
+/// `prerequisites`; among the ready ones the smallest `key` goes first, so
+/// the order is the same on every run. A cycle is an error: `Err` holds
+/// the items that could not be placed (the cycle and what waits on it).
+pub fn topological_sort<K: Ord, I: IntoIterator<Item = usize>>(
+    count: usize,
+    prerequisites: impl Fn(usize) -> I,
+    key: impl Fn(usize) -> K,
+) -> Result<Vec<usize>, Vec<usize>> {
+    let mut waiting_on = vec![0usize; count];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (i, waiting) in waiting_on.iter_mut().enumerate() {
+        for j in prerequisites(i) {
+            *waiting += 1;
+            dependents[j].push(i);
+        }
+    }
+    let mut ready: BTreeSet<(K, usize)> = (0..count)
+        .filter(|&i| waiting_on[i] == 0)
+        .map(|i| (key(i), i))
+        .collect();
+    let mut order = Vec::with_capacity(count);
+    while let Some((_, i)) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting_on[d] -= 1;
+            if waiting_on[d] == 0 {
+                ready.insert((key(d), d));
+            }
+        }
+    }
+    if order.len() == count {
+        Ok(order)
+    } else {
+        Err((0..count).filter(|&i| waiting_on[i] > 0).collect())
+    }
+}
 
 impl Graph {
     pub fn new(resources: &Resources) -> Graph {
@@ -69,44 +107,31 @@ impl Graph {
     /// Every resource after all it depends on. Among the ready ones the
     /// smallest id goes first, so the order is the same on every run.
     pub fn order(&self) -> Result<Vec<ResourceId>, Cycle> {
-        let mut missing: Vec<usize> = self
-            .graph
-            .node_indices()
-            .map(|n| {
-                self.graph
-                    .neighbors_directed(n, petgraph::Direction::Incoming)
-                    .count()
-            })
-            .collect();
-        let mut ready: BinaryHeap<Reverse<(&ResourceId, NodeIndex)>> = self
-            .graph
-            .node_indices()
-            .filter(|n| missing[n.index()] == 0)
-            .map(|n| Reverse((&self.graph[n], n)))
-            .collect();
-        let mut order = Vec::with_capacity(self.graph.node_count());
-        while let Some(Reverse((id, node))) = ready.pop() {
-            order.push(id.clone());
-            for next in self
-                .graph
-                .neighbors_directed(node, petgraph::Direction::Outgoing)
-            {
-                missing[next.index()] -= 1;
-                if missing[next.index()] == 0 {
-                    ready.push(Reverse((&self.graph[next], next)));
-                }
+        let ids = |nodes: Vec<usize>| {
+            nodes
+                .into_iter()
+                .map(|n| self.graph[NodeIndex::new(n)].clone())
+        };
+        let prerequisites = |n: usize| {
+            self.graph
+                .neighbors_directed(NodeIndex::new(n), petgraph::Direction::Incoming)
+                .map(NodeIndex::index)
+        };
+        let key = |n: usize| &self.graph[NodeIndex::new(n)];
+        match topological_sort(self.graph.node_count(), prerequisites, key) {
+            Ok(order) => Ok(ids(order).collect()),
+            Err(_) => {
+                // Name the cycle itself, not what merely waits behind it.
+                let cycle = tarjan_scc(&self.graph)
+                    .into_iter()
+                    .find(|component| component.len() > 1)
+                    .unwrap_or_default();
+                let mut ids: Vec<ResourceId> =
+                    ids(cycle.iter().map(|n| n.index()).collect()).collect();
+                ids.sort();
+                Err(Cycle(ids))
             }
         }
-        if order.len() == self.graph.node_count() {
-            return Ok(order);
-        }
-        let cycle = tarjan_scc(&self.graph)
-            .into_iter()
-            .find(|component| component.len() > 1)
-            .unwrap_or_default();
-        let mut ids: Vec<ResourceId> = cycle.into_iter().map(|n| self.graph[n].clone()).collect();
-        ids.sort();
-        Err(Cycle(ids))
     }
 
     /// Graphviz, one cluster per namespace.
@@ -387,6 +412,8 @@ pub fn sysctl_interface(key: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Reverse;
+
     use crate::diagnostics::SourceFile;
     use crate::model::{Mode, expand};
 
@@ -441,6 +468,20 @@ mod tests {
             .unwrap();
         let port = crate::model::derived_ifname("t", "a", "eth0");
         assert!(position(&order, &format!("master -/{port}")) < position(&order, "mtu -/br0"));
+    }
+
+    #[test]
+    fn the_sort_puts_the_smallest_ready_key_first_and_refuses_cycles() {
+        // 2 waits for 0, 1 for 2; 3 is free.
+        let chain = [vec![], vec![2], vec![0], vec![]];
+        let sorted = topological_sort(4, |i| chain[i].iter().copied(), |i| i);
+        assert_eq!(sorted, Ok(vec![0, 2, 1, 3]));
+        let by_reverse_key = topological_sort(4, |i| chain[i].iter().copied(), Reverse);
+        assert_eq!(by_reverse_key, Ok(vec![3, 0, 2, 1]));
+        // 0 and 1 wait for each other; 2 waits behind them.
+        let cyclic = [vec![1], vec![0], vec![1], vec![]];
+        let stuck = topological_sort(4, |i| cyclic[i].iter().copied(), |i| i);
+        assert_eq!(stuck, Err(vec![0, 1, 2]));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::graph::Graph;
+use crate::graph::{Cycle, Graph, topological_sort};
 use crate::model::{
     Action, Change, Claims, Kind, LinkKind, Observed, ROUTE_PROTOCOL, Resource, ResourceId,
     Resources, mark_owner,
@@ -207,7 +207,7 @@ pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a Resource
 }
 
 /// The plan that turns `observed` into `desired`.
-pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
+pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<Plan, Cycle> {
     let aligned = align_addresses(desired, observed);
     let observed = aligned.as_ref();
     let owners = owners(observed, ctx);
@@ -402,12 +402,12 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Plan {
         changes.push(delete);
     }
 
-    let (changes, prerequisites) = order(changes, desired, live);
-    Plan {
+    let (changes, prerequisites) = order(changes, desired, live)?;
+    Ok(Plan {
         changes,
         prerequisites,
         conflicts,
-    }
+    })
 }
 
 /// IPv4 allows one IP with several prefix lengths on an interface; observe
@@ -576,7 +576,7 @@ fn order(
     changes: Vec<Change>,
     desired: &Resources,
     live: &Resources,
-) -> (Vec<Change>, Vec<Vec<usize>>) {
+) -> Result<(Vec<Change>, Vec<Vec<usize>>), Cycle> {
     // Only what is needed: a no-op plan builds no graph at all.
     let has = |action| changes.iter().any(|c| c.action == action);
     let desired_graph = (has(Action::Create) || has(Action::Update)).then(|| Graph::new(desired));
@@ -655,54 +655,24 @@ fn order(
         }
         pre.remove(&i);
     }
-    // Linearize deterministically (Kahn, smallest (action, id) first).
-    let mut remaining: Vec<usize> = prerequisites.iter().map(BTreeSet::len).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
-    for (i, pre) in prerequisites.iter().enumerate() {
-        for &j in pre {
-            dependents[j].push(i);
-        }
-    }
+    // Linearize deterministically: deletes last among the ready ones,
+    // then by id. Both graphs are acyclic and deletes only wait for
+    // creates, so a cycle is a bug in netloom: reported, never run.
     let key = |i: usize| {
         (
             changes[i].action == Action::Delete,
             &changes[i].id,
             changes[i].action,
-            i,
         )
     };
-    let mut ready: BTreeSet<_> = (0..changes.len())
-        .filter(|&i| remaining[i] == 0)
-        .map(key)
-        .collect();
-    let mut sequence = Vec::with_capacity(changes.len());
-    while let Some(first) = ready.pop_first() {
-        let i = first.3;
-        sequence.push(i);
-        for &d in &dependents[i] {
-            remaining[d] -= 1;
-            if remaining[d] == 0 {
-                ready.insert(key(d));
-            }
-        }
-    }
-    // A cycle cannot happen (both graphs are acyclic and deletes only wait
-    // for creates); if it did, keep the rest in id order rather than lose it.
-    let mut placed = vec![false; changes.len()];
-    for &i in &sequence {
-        placed[i] = true;
-    }
-    sequence.extend((0..changes.len()).filter(|&i| !placed[i]));
+    let sequence = topological_sort(changes.len(), |i| prerequisites[i].iter().copied(), key)
+        .map_err(|stuck| Cycle(stuck.iter().map(|&i| changes[i].id.clone()).collect()))?;
     let position: HashMap<usize, usize> =
         sequence.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let ordered_prerequisites = sequence
         .iter()
         .map(|&i| {
-            let mut pre: Vec<usize> = prerequisites[i]
-                .iter()
-                .map(|j| position[j])
-                .filter(|&p| p < position[&i])
-                .collect();
+            let mut pre: Vec<usize> = prerequisites[i].iter().map(|j| position[j]).collect();
             pre.sort_unstable();
             pre
         })
@@ -712,7 +682,7 @@ fn order(
         .iter()
         .map(|&i| slots[i].take().expect("each once"))
         .collect();
-    (ordered, ordered_prerequisites)
+    Ok((ordered, ordered_prerequisites))
 }
 
 #[cfg(test)]
@@ -761,7 +731,7 @@ mod tests {
             claims: records,
             adopt,
         };
-        diff(desired, observed, &ctx)
+        diff(desired, observed, &ctx).expect("no dependency cycle")
     }
 
     fn lines(plan: &Plan) -> Vec<String> {
