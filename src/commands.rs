@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::apply::{DestroyTarget, Engine, EngineError, Execution, Options, Progress, State};
 use crate::cli::{KernelArgs, Output, TopologyError, read_topology, report_topology_error};
+use crate::engine::{DestroyTarget, Engine, EngineError, Execution, Options, Progress, State};
 use crate::model::{Change, Mode};
 use crate::report;
 use crate::spec::Topology;

@@ -4,10 +4,10 @@
 //! Desired ─diff(Observed)─> Plan ─execute─> kernel ─observe─> verify.
 //! Each module below is one stage; `main.rs` only wires them to the CLI.
 
-pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod diagnostics;
+pub mod engine;
 pub mod graph;
 pub mod kernel;
 pub mod load;

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use crate::apply::{Execution, ObjectStatus, State};
+use crate::engine::{Execution, ObjectStatus, State};
 use crate::model::{Action, Change};
 use crate::model::{Kind, ResourceId};
 use crate::plan::{Conflict, Plan};

@@ -140,6 +140,15 @@ impl Kernel {
             .retain(|(n, _), _| n != ns);
     }
 
+    /// Lets go of every namespace and every ifindex learnt: the workers
+    /// end and the sockets close, so nothing keeps a namespace alive and
+    /// the next use attaches afresh.
+    pub fn release(&self) {
+        let all = std::mem::take(&mut *self.namespaces.lock().expect("namespaces lock"));
+        drop(all);
+        self.indexes.lock().expect("indexes lock").clear();
+    }
+
     fn remember_index(&self, ns: &str, ifname: &str, index: u32) {
         self.indexes
             .lock()

@@ -1,0 +1,335 @@
+//! An in-memory kernel for tests that need no root: it holds a set of
+//! `Resources` and applies each `Change` to it as the kernel would, so
+//! that observing after executing a plan shows the desired state. Deleting
+//! a namespace takes everything in it along, and the veths reaching into
+//! it; deleting a link takes its attributes, addresses, routes and ports'
+//! membership along, and a veth its peer.
+//!
+//! Failures can be injected (the Nth write, or any write to one object),
+//! a change can be silently ignored (a kernel that says yes and does
+//! nothing), and every write is counted.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io;
+use std::process::ExitStatus;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::KernelPort;
+use crate::graph::sysctl_interface;
+use crate::kernel::{Interface, KernelError, Scope};
+use crate::model::{
+    Action, Change, Kind, LinkKind, Observed, ROUTE_PROTOCOL, Resource, ResourceId, mark_owner,
+};
+
+/// The MTU and state the kernel gives a new interface.
+const DEFAULT_MTU: u32 = 1500;
+
+#[derive(Default)]
+pub struct FakeKernel {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    live: Observed,
+    /// Every write asked for, in order (including failed and ignored ones).
+    writes: Vec<Change>,
+    /// 1-based numbers of the writes that fail.
+    failing_writes: BTreeSet<usize>,
+    failing_ids: HashSet<ResourceId>,
+    ignored_ids: HashSet<ResourceId>,
+    releases: usize,
+}
+
+impl FakeKernel {
+    /// A kernel with nothing but netloom's own (empty) namespace.
+    pub fn new() -> FakeKernel {
+        FakeKernel::default()
+    }
+
+    /// A kernel that already holds these objects.
+    pub fn holding(live: Observed) -> FakeKernel {
+        let fake = FakeKernel::new();
+        fake.inner().live = live;
+        fake
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("fake kernel lock")
+    }
+
+    /// Makes the `n`th write (counting from 1) fail with EIO, unapplied.
+    pub fn fail_write(&self, n: usize) {
+        self.inner().failing_writes.insert(n);
+    }
+
+    /// Makes every write to `id` fail with EIO, unapplied.
+    pub fn fail_on(&self, id: ResourceId) {
+        self.inner().failing_ids.insert(id);
+    }
+
+    /// Makes every write to `id` succeed without doing anything.
+    pub fn ignore(&self, id: ResourceId) {
+        self.inner().ignored_ids.insert(id);
+    }
+
+    /// What the kernel holds now.
+    pub fn live(&self) -> Observed {
+        self.inner().live.clone()
+    }
+
+    /// Every write asked for so far, in order.
+    pub fn writes(&self) -> Vec<Change> {
+        self.inner().writes.clone()
+    }
+
+    /// How many times the engine let go of all it held.
+    pub fn releases(&self) -> usize {
+        self.inner().releases
+    }
+}
+
+impl Inner {
+    fn exists(&self, ns: &str) -> bool {
+        ns.is_empty() || self.live.resources.contains_key(&ResourceId::namespace(ns))
+    }
+
+    fn apply(&mut self, change: &Change) {
+        let id = &change.id;
+        match (change.action, &change.to) {
+            (Action::Delete, _) => self.delete(change),
+            (_, Some(Resource::Namespace)) => {
+                self.insert(id.clone(), Resource::Namespace);
+                // A new namespace has its loopback, down.
+                self.insert(
+                    ResourceId::new(&id.ns, Kind::Up, "lo"),
+                    Resource::Up { up: false },
+                );
+            }
+            (_, Some(link @ Resource::Link(kind))) => {
+                self.insert(id.clone(), link.clone());
+                self.new_interface(&id.ns, &id.name);
+                if let LinkKind::Veth { peer_ns, peer } = kind {
+                    self.new_interface(peer_ns, peer);
+                }
+            }
+            (_, Some(route @ Resource::Route(_))) => {
+                self.live.route_protocols.insert(id.clone(), ROUTE_PROTOCOL);
+                self.insert(id.clone(), route.clone());
+            }
+            (_, Some(value)) => self.insert(id.clone(), value.clone()),
+            (_, None) => {}
+        }
+    }
+
+    fn insert(&mut self, id: ResourceId, resource: Resource) {
+        self.live.resources.insert(id, resource);
+    }
+
+    fn new_interface(&mut self, ns: &str, ifname: &str) {
+        let at = |kind| ResourceId::new(ns, kind, ifname);
+        self.insert(at(Kind::Up), Resource::Up { up: false });
+        self.insert(at(Kind::Mtu), Resource::Mtu { mtu: DEFAULT_MTU });
+    }
+
+    fn delete(&mut self, change: &Change) {
+        let id = &change.id;
+        match id.kind {
+            Kind::Namespace => {
+                // Veths reaching into it go too, with their far end.
+                let reaching: Vec<(String, String)> = self
+                    .live
+                    .resources
+                    .iter()
+                    .filter_map(|(other, resource)| match resource {
+                        Resource::Link(LinkKind::Veth { peer_ns, peer }) if peer_ns == &id.ns => {
+                            Some((other.ns.clone(), other.name.clone()))
+                        }
+                        Resource::Link(LinkKind::Veth { peer_ns, peer }) if other.ns == id.ns => {
+                            Some((peer_ns.clone(), peer.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                for (ns, ifname) in reaching {
+                    self.remove_interface(&ns, &ifname);
+                }
+                self.remove_where(|gone| gone.ns == id.ns);
+            }
+            Kind::Link => {
+                if let Some(Resource::Link(LinkKind::Veth { peer_ns, peer })) =
+                    self.live.resources.get(id).cloned()
+                {
+                    self.remove_interface(&peer_ns, &peer);
+                }
+                self.remove_interface(&id.ns, &id.name);
+            }
+            _ => {
+                self.live.resources.remove(id);
+                self.live.route_protocols.remove(id);
+            }
+        }
+    }
+
+    /// An interface and all that hangs on it: attributes, addresses,
+    /// qdisc, fdb entries, its sysctls, routes through it, ports' membership.
+    fn remove_interface(&mut self, ns: &str, ifname: &str) {
+        let resources = &self.live.resources;
+        let hangs_on = |id: &ResourceId| {
+            id.ns == ns
+                && (id.ifname() == Some(ifname)
+                    || (id.kind == Kind::Sysctl && sysctl_interface(&id.name) == Some(ifname))
+                    || match &resources[id] {
+                        Resource::Route(route) => route.dev.as_deref() == Some(ifname),
+                        Resource::Master { master } => master == ifname,
+                        _ => false,
+                    })
+        };
+        let gone: Vec<ResourceId> = resources
+            .keys()
+            .filter(|id| hangs_on(id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.live.resources.remove(&id);
+            self.live.route_protocols.remove(&id);
+        }
+    }
+
+    fn remove_where(&mut self, gone: impl Fn(&ResourceId) -> bool) {
+        self.live.resources.retain(|id, _| !gone(id));
+        self.live.route_protocols.retain(|id, _| !gone(id));
+    }
+}
+
+fn refused(op: String) -> KernelError {
+    KernelError {
+        op,
+        source: io::Error::from_raw_os_error(libc::EIO),
+    }
+}
+
+impl KernelPort for FakeKernel {
+    async fn observe(&self, scope: &Scope) -> Result<Observed, KernelError> {
+        let inner = self.inner();
+        let in_scope = |id: &ResourceId| match scope.namespaces.get(&id.ns) {
+            // Sysctls are read only where asked for, as /proc/sys is.
+            Some(keys) if id.kind == Kind::Sysctl => keys.contains(&id.name),
+            Some(_) => inner.exists(&id.ns),
+            None => false,
+        };
+        let live = &inner.live;
+        Ok(Observed {
+            resources: live
+                .resources
+                .iter()
+                .filter(|(id, _)| in_scope(id))
+                .map(|(id, r)| (id.clone(), r.clone()))
+                .collect(),
+            route_protocols: live
+                .route_protocols
+                .iter()
+                .filter(|(id, _)| in_scope(id))
+                .map(|(id, p)| (id.clone(), *p))
+                .collect(),
+            alt_names: live
+                .alt_names
+                .iter()
+                .filter(|((ns, _), _)| scope.namespaces.contains_key(ns))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    async fn execute(&self, change: &Change) -> Result<(), KernelError> {
+        let mut inner = self.inner();
+        inner.writes.push(change.clone());
+        let number = inner.writes.len();
+        if inner.failing_writes.contains(&number) || inner.failing_ids.contains(&change.id) {
+            return Err(refused(format!("{:?} {}", change.action, change.id)));
+        }
+        if !inner.ignored_ids.contains(&change.id) {
+            inner.apply(change);
+        }
+        Ok(())
+    }
+
+    async fn await_gone(
+        &self,
+        interfaces: &[ResourceId],
+        _timeout: Duration,
+    ) -> Result<(), KernelError> {
+        // Deletions take effect at once here: anything left stays.
+        let inner = self.inner();
+        let left = interfaces.iter().find(|id| {
+            let up = ResourceId::new(&id.ns, Kind::Up, id.name.clone());
+            inner.live.resources.contains_key(&up)
+        });
+        match left {
+            Some(id) => Err(KernelError {
+                op: format!("wait for {id} to go with its peer's namespace"),
+                source: io::Error::from(io::ErrorKind::TimedOut),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn namespaces_marked_by(&self, topology: &str) -> Result<BTreeSet<String>, KernelError> {
+        let inner = self.inner();
+        Ok(inner
+            .live
+            .resources
+            .iter()
+            .filter(|(id, _)| id.kind == Kind::Alias && id.name == "lo" && !id.ns.is_empty())
+            .filter(|(_, alias)| {
+                matches!(alias, Resource::Alias { alias } if mark_owner(alias) == Some(topology))
+            })
+            .map(|(id, _)| id.ns.clone())
+            .collect())
+    }
+
+    async fn interface(&self, ns: &str, ifname: &str) -> Result<Option<Interface>, KernelError> {
+        let inner = self.inner();
+        let resources = &inner.live.resources;
+        if !resources.contains_key(&ResourceId::link(ns, ifname)) {
+            return Ok(None);
+        }
+        let mtu = match resources.get(&ResourceId::new(ns, Kind::Mtu, ifname)) {
+            Some(Resource::Mtu { mtu }) => *mtu,
+            _ => DEFAULT_MTU,
+        };
+        let addresses = resources
+            .iter()
+            .filter(|(id, _)| id.ns == ns)
+            .filter_map(|(_, resource)| match resource {
+                Resource::Address {
+                    ifname: on,
+                    address,
+                } if on == ifname => Some(*address),
+                _ => None,
+            })
+            .collect();
+        Ok(Some(Interface { mtu, addresses }))
+    }
+
+    fn namespace_exists(&self, ns: &str) -> bool {
+        self.inner().exists(ns)
+    }
+
+    fn remove_leftover_namespace(&self, _ns: &str) -> io::Result<bool> {
+        // Deletions here are never killed half way: nothing is left over.
+        Ok(false)
+    }
+
+    fn run_in(&self, _ns: &str, _command: &[String]) -> io::Result<ExitStatus> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the fake kernel runs no commands",
+        ))
+    }
+
+    fn release(&self) {
+        self.inner().releases += 1;
+    }
+}

@@ -1,0 +1,217 @@
+//! The engine: what `plan`, `apply`, `destroy` and `status` do, as slices
+//! of one pipeline (observe, diff, execute in dependency order, read back,
+//! verify), over the narrow `KernelPort`. Generic over the port, so that
+//! all of it runs against the in-memory `fake::FakeKernel` in tests.
+//!
+//! - `reconcile`: the transaction (lock, recover, observe, plan, journal,
+//!   execute, record, read back, settle)
+//! - `scheduler`: a plan's DAG, run concurrently
+//! - `host`: host-mode checks
+//! - `destroy`: the destroy goal and its restore set
+//! - `status`: object-by-object classification
+
+mod destroy;
+pub mod fake;
+mod host;
+mod port;
+mod reconcile;
+mod scheduler;
+mod status;
+
+pub use destroy::DestroyTarget;
+pub use port::KernelPort;
+pub use scheduler::{Outcome, Progress};
+pub use status::{ObjectStatus, State, object_statuses};
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::graph::Cycle;
+use crate::kernel::{Kernel, KernelError};
+use crate::model::{self, Change, Desired, Mode, Observed};
+use crate::plan::{Conflict, Plan};
+use crate::spec::Topology;
+use crate::state::{Records, StateDir, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("netloom cannot order its changes: {0} (a bug: please report it)")]
+    Cycle(#[from] Cycle),
+    #[error("host `{0}` is not in the file")]
+    UnknownHost(String),
+    #[error(
+        "this machine is not host `{host}` of the file: its underlay should be {wanted}, but {found} (the underlay is never changed; check --host)"
+    )]
+    WrongHost {
+        host: String,
+        wanted: String,
+        found: String,
+    },
+}
+
+impl EngineError {
+    /// Whether it failed for lack of privilege: netloom needs root.
+    pub fn needs_root(&self) -> bool {
+        let errno = match self {
+            EngineError::Kernel(err) => err.errno(),
+            EngineError::State(StateError::Io { source, .. }) => source.raw_os_error(),
+            _ => None,
+        };
+        errno == Some(libc::EPERM)
+            || matches!(self, EngineError::State(_)) && errno == Some(libc::EACCES)
+    }
+}
+
+/// What a run is about, besides the file.
+pub struct Options {
+    pub mode: Mode,
+    pub adopt: bool,
+    pub state_dir: PathBuf,
+    pub lock_timeout: Duration,
+}
+
+/// The outcome of executing a plan.
+#[derive(Debug)]
+pub struct Execution {
+    pub plan: Plan,
+    /// Per change: was it carried out.
+    pub done: Vec<bool>,
+    /// The change that failed and why.
+    pub failure: Option<(usize, KernelError)>,
+    /// After a complete run: what still differs when read back, and what
+    /// is in the way of the file then.
+    pub unverified: Vec<Change>,
+    pub unverified_conflicts: Vec<Conflict>,
+}
+
+impl Execution {
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none()
+            && self.unverified.is_empty()
+            && self.unverified_conflicts.is_empty()
+            && self.plan.conflicts.is_empty()
+    }
+}
+
+/// Everything observed for one run.
+pub struct Snapshot {
+    pub desired: Desired,
+    pub observed: Observed,
+    pub records: Records,
+    pub plan: Plan,
+}
+
+/// The kernel side of a topology, for the commands that read or change it.
+pub struct Engine<K: KernelPort = Kernel> {
+    kernel: K,
+    state: StateDir,
+    options: Options,
+}
+
+impl Engine<Kernel> {
+    /// The engine over the real kernel.
+    pub fn new(options: Options) -> Result<Engine, EngineError> {
+        Ok(Engine::with_kernel(Kernel::new()?, options))
+    }
+}
+
+impl<K: KernelPort> Engine<K> {
+    pub fn with_kernel(kernel: K, options: Options) -> Engine<K> {
+        Engine {
+            kernel,
+            state: StateDir::new(&options.state_dir),
+            options,
+        }
+    }
+
+    pub fn kernel(&self) -> &K {
+        &self.kernel
+    }
+
+    /// Runs one operation, then lets go of every namespace it attached:
+    /// nothing outlives its use, nothing later acts on a stale handle.
+    async fn releasing<T>(&self, operation: impl Future<Output = T>) -> T {
+        let result = operation.await;
+        self.kernel.release();
+        result
+    }
+
+    async fn desired(&self, topology: &Topology) -> Result<Desired, EngineError> {
+        host::desired(&self.kernel, topology, &self.options.mode).await
+    }
+
+    /// The plan for a topology; changes nothing.
+    pub async fn plan(&self, topology: &Topology) -> Result<Snapshot, EngineError> {
+        self.releasing(async {
+            let desired = self.desired(topology).await?;
+            let records = self.state.records()?;
+            self.snapshot(desired, records, Default::default()).await
+        })
+        .await
+    }
+
+    /// Makes the kernel match the topology, then verifies it does.
+    /// `dry_run` stops after planning.
+    pub async fn apply(
+        &self,
+        topology: &Topology,
+        dry_run: bool,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        self.releasing(self.reconcile_apply(topology, dry_run, progress))
+            .await
+    }
+
+    /// Removes everything a topology owns and restores the values it
+    /// replaced. With only a name, works from the state record, and finds
+    /// namespaces by their marks.
+    pub async fn destroy(
+        &self,
+        target: DestroyTarget<'_>,
+        dry_run: bool,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        self.releasing(self.reconcile_destroy(target, dry_run, progress))
+            .await
+    }
+
+    /// Desired vs live, object by object.
+    pub async fn status(
+        &self,
+        topology: &Topology,
+    ) -> Result<(Snapshot, Vec<ObjectStatus>), EngineError> {
+        let snapshot = self.plan(topology).await?;
+        let statuses = object_statuses(&snapshot);
+        Ok((snapshot, statuses))
+    }
+
+    /// The namespace of one of the topology's pods, if it exists and is
+    /// this topology's.
+    pub async fn pod_namespace(
+        &self,
+        topology: &Topology,
+        pod: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let Some((name, spec)) = topology.pods.get_key_value(pod) else {
+            return Ok(None);
+        };
+        let ns = model::expand::pod_namespace(name, spec).to_string();
+        let marked = self
+            .releasing(self.kernel.namespaces_marked_by(&topology.name))
+            .await?;
+        Ok(marked.contains(&ns).then_some(ns))
+    }
+
+    /// Runs a command inside a namespace and waits for it.
+    pub fn run_in(&self, ns: &str, command: &[String]) -> std::io::Result<ExitStatus> {
+        self.kernel.run_in(ns, command)
+    }
+}
+
+#[cfg(test)]
+mod tests;

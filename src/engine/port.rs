@@ -1,0 +1,100 @@
+//! The narrow port through which the engine reaches a kernel: all it
+//! reads and writes, and nothing else. `kernel::Kernel` is the real one;
+//! `engine::fake::FakeKernel` an in-memory one for tests without root.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::kernel::{Interface, Kernel, KernelError, Scope, netns};
+use crate::model::{Change, Observed, ResourceId};
+
+/// A kernel the engine can reconcile. The futures need not be `Send`: a
+/// run drives them on one thread.
+pub trait KernelPort {
+    /// Reads every namespace of the scope that exists.
+    fn observe(&self, scope: &Scope) -> impl Future<Output = Result<Observed, KernelError>>;
+
+    /// Carries out one change.
+    fn execute(&self, change: &Change) -> impl Future<Output = Result<(), KernelError>>;
+
+    /// Waits until the given interfaces are gone (a deleted namespace's
+    /// veths take their peers elsewhere along a little later).
+    fn await_gone(
+        &self,
+        interfaces: &[ResourceId],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), KernelError>>;
+
+    /// Named namespaces whose loopback carries this topology's mark.
+    fn namespaces_marked_by(
+        &self,
+        topology: &str,
+    ) -> impl Future<Output = Result<BTreeSet<String>, KernelError>>;
+
+    /// An interface netloom only reads (a real host's underlay), if any.
+    fn interface(
+        &self,
+        ns: &str,
+        ifname: &str,
+    ) -> impl Future<Output = Result<Option<Interface>, KernelError>>;
+
+    /// Whether a named namespace exists (`""`, netloom's own, always does).
+    fn namespace_exists(&self, ns: &str) -> bool;
+
+    /// Removes what a deletion killed half way left of a namespace;
+    /// whether there was anything.
+    fn remove_leftover_namespace(&self, ns: &str) -> io::Result<bool>;
+
+    /// Runs a command inside a namespace and waits for it.
+    fn run_in(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus>;
+
+    /// Lets go of every namespace and interface it holds on to, so that
+    /// nothing is kept alive or acted on from a stale handle once a run
+    /// is over.
+    fn release(&self);
+}
+
+impl KernelPort for Kernel {
+    async fn observe(&self, scope: &Scope) -> Result<Observed, KernelError> {
+        Kernel::observe(self, scope).await
+    }
+
+    async fn execute(&self, change: &Change) -> Result<(), KernelError> {
+        Kernel::execute(self, change).await
+    }
+
+    async fn await_gone(
+        &self,
+        interfaces: &[ResourceId],
+        timeout: Duration,
+    ) -> Result<(), KernelError> {
+        Kernel::await_gone(self, interfaces, timeout).await
+    }
+
+    async fn namespaces_marked_by(&self, topology: &str) -> Result<BTreeSet<String>, KernelError> {
+        Kernel::namespaces_marked_by(self, topology).await
+    }
+
+    async fn interface(&self, ns: &str, ifname: &str) -> Result<Option<Interface>, KernelError> {
+        Kernel::interface(self, ns, ifname).await
+    }
+
+    fn namespace_exists(&self, ns: &str) -> bool {
+        ns.is_empty() || netns::netns_exists(ns)
+    }
+
+    fn remove_leftover_namespace(&self, ns: &str) -> io::Result<bool> {
+        netns::remove_leftover(ns)
+    }
+
+    fn run_in(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus> {
+        netns::run_in(ns, command)
+    }
+
+    fn release(&self) {
+        Kernel::release(self)
+    }
+}

@@ -1,0 +1,131 @@
+//! Runs a plan's changes as the DAG its prerequisites make: each change
+//! once all it waits for are done, many at a time; the first failure stops
+//! new work (what runs already finishes).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::{EngineError, KernelPort};
+use crate::graph::Cycle;
+use crate::kernel::KernelError;
+use crate::model::{Change, ResourceId};
+use crate::plan::Plan;
+use crate::state::StateError;
+
+/// How many changes run at once. The kernel serialises most of them
+/// (rtnl_lock); this only hides the round trips.
+const CONCURRENCY: usize = 32;
+/// How long to wait for the kernel to finish tearing down a deleted
+/// namespace's veths.
+const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shown while a plan runs.
+pub trait Progress {
+    fn start(&self, total: usize);
+    fn advance(&self, change: &Change);
+    fn finish(&self);
+}
+
+/// What became of a plan's changes.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Per change: was it carried out.
+    pub done: Vec<bool>,
+    /// The change that failed and why.
+    pub failure: Option<(usize, KernelError)>,
+}
+
+/// Runs the changes, each once all its prerequisites are done, up to
+/// CONCURRENCY at a time; `before_each` is called (the journal written)
+/// before a change starts. Stops starting new ones at the first failure.
+pub async fn run<K: KernelPort>(
+    kernel: &K,
+    plan: &Plan,
+    mut before_each: impl FnMut(&Change) -> Result<(), StateError>,
+    progress: &dyn Progress,
+) -> Result<Outcome, EngineError> {
+    let count = plan.changes.len();
+    let mut waiting_on: Vec<usize> = plan.prerequisites.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (i, prerequisites) in plan.prerequisites.iter().enumerate() {
+        for &j in prerequisites {
+            dependents[j].push(i);
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..count).filter(|&i| waiting_on[i] == 0).collect();
+    let mut done = vec![false; count];
+    let mut failure = None;
+    let mut running = FuturesUnordered::new();
+    // A deleted namespace's veths vanish from other namespaces a little
+    // later. A deletion that other changes wait for (one reuses a name
+    // it frees) waits for that itself; the rest are waited for once, at
+    // the end, so that the kernel tears many namespaces down in a batch.
+    let mut teardowns: Vec<ResourceId> = Vec::new();
+    loop {
+        while failure.is_none() && running.len() < CONCURRENCY {
+            let Some(i) = ready.pop_first() else { break };
+            let change = &plan.changes[i];
+            before_each(change)?;
+            let wait = !dependents[i].is_empty();
+            if !wait {
+                teardowns.extend(change.takes_along.iter().cloned());
+            }
+            running.push(async move { (i, carry_out(kernel, change, wait).await) });
+        }
+        let Some((i, result)) = running.next().await else {
+            break;
+        };
+        match result {
+            Ok(()) => {
+                done[i] = true;
+                progress.advance(&plan.changes[i]);
+                for &d in &dependents[i] {
+                    waiting_on[d] -= 1;
+                    if waiting_on[d] == 0 {
+                        ready.insert(d);
+                    }
+                }
+            }
+            Err(err) => {
+                failure.get_or_insert((i, err));
+            }
+        }
+    }
+    if failure.is_none() && done.contains(&false) {
+        // Changes left waiting on each other: never run, never guessed at.
+        let stuck = (0..count).filter(|&i| !done[i]);
+        let ids = stuck.map(|i| plan.changes[i].id.clone()).collect();
+        return Err(EngineError::Cycle(Cycle(ids)));
+    }
+    if failure.is_none()
+        && let Err(err) = kernel.await_gone(&teardowns, TEARDOWN_TIMEOUT).await
+    {
+        // Charged to the last namespace deletion: not finished after all.
+        let last = (0..count)
+            .rev()
+            .find(|&i| !plan.changes[i].takes_along.is_empty());
+        if let Some(i) = last {
+            done[i] = false;
+            failure = Some((i, err));
+        }
+    }
+    Ok(Outcome { done, failure })
+}
+
+/// Makes one change; with `wait`, also waits for what a deleted
+/// namespace takes along to be gone.
+async fn carry_out<K: KernelPort>(
+    kernel: &K,
+    change: &Change,
+    wait: bool,
+) -> Result<(), KernelError> {
+    kernel.execute(change).await?;
+    if wait && !change.takes_along.is_empty() {
+        kernel
+            .await_gone(&change.takes_along, TEARDOWN_TIMEOUT)
+            .await?;
+    }
+    Ok(())
+}

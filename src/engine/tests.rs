@@ -1,0 +1,296 @@
+//! The engine against the in-memory kernel: no root, no netlink.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::fake::FakeKernel;
+use super::*;
+use crate::diagnostics::SourceFile;
+use crate::model::{Action, Kind, Resource, ResourceId};
+use crate::state::Record;
+
+fn topology(file: &str) -> Topology {
+    let text = std::fs::read_to_string(format!("examples/{file}")).unwrap();
+    crate::load::parse(&SourceFile::new(file, text)).unwrap()
+}
+
+/// A state dir of its own for each test, removed when it ends.
+struct TempState(PathBuf);
+
+impl TempState {
+    fn new(name: &str) -> TempState {
+        let dir =
+            std::env::temp_dir().join(format!("netloom-engine-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempState(dir)
+    }
+
+    fn record(&self, topology: &str) -> Option<Record> {
+        let records = StateDir::new(&self.0).records().unwrap();
+        records.get(topology).cloned()
+    }
+}
+
+impl Drop for TempState {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn engine(kernel: FakeKernel, state: &TempState, mode: Mode) -> Engine<FakeKernel> {
+    let options = Options {
+        mode,
+        adopt: false,
+        state_dir: state.0.clone(),
+        lock_timeout: Duration::from_secs(1),
+    };
+    Engine::with_kernel(kernel, options)
+}
+
+fn block_on<T>(future: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&self, _: usize) {}
+    fn advance(&self, _: &Change) {}
+    fn finish(&self) {}
+}
+
+fn apply(engine: &Engine<FakeKernel>, topology: &Topology) -> Execution {
+    block_on(engine.apply(topology, false, &Quiet)).unwrap()
+}
+
+/// The ids of the namespaces a record claims to have created.
+fn claimed_namespaces(record: &Record) -> Vec<&ResourceId> {
+    let created = record.created.iter();
+    created.filter(|id| id.kind == Kind::Namespace).collect()
+}
+
+#[test]
+fn an_apply_converges_and_every_change_runs_after_its_prerequisites() {
+    for file in [
+        "seed.yaml",
+        "pod-to-pod.yaml",
+        "dual-stack.yaml",
+        "mac-mtu.yaml",
+        "vxlan.yaml",
+    ] {
+        let state = TempState::new(&format!("converges-{file}"));
+        let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+        let topology = topology(file);
+        let run = apply(&engine, &topology);
+        assert!(run.succeeded(), "{file}: {:#?}", run.unverified);
+        assert!(run.done.iter().all(|done| *done), "{file}");
+        let writes = engine.kernel().writes();
+        assert_eq!(writes.len(), run.plan.changes.len(), "{file}");
+        let position = |i: usize| {
+            let change = &run.plan.changes[i];
+            writes
+                .iter()
+                .position(|w| w.action == change.action && w.id == change.id)
+                .unwrap()
+        };
+        for (i, prerequisites) in run.plan.prerequisites.iter().enumerate() {
+            for &j in prerequisites {
+                assert!(
+                    position(j) < position(i),
+                    "{file}: {} ran before {}",
+                    run.plan.changes[i].id,
+                    run.plan.changes[j].id
+                );
+            }
+        }
+        // Read back once more: nothing left to do.
+        let again = block_on(engine.plan(&topology)).unwrap();
+        assert!(again.plan.is_empty(), "{file}: {:#?}", again.plan.changes);
+    }
+}
+
+#[test]
+fn a_no_op_makes_no_write_and_leaves_the_record_alone() {
+    let state = TempState::new("no-op");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let topology = topology("seed.yaml");
+    apply(&engine, &topology);
+    let writes = engine.kernel().writes().len();
+    let record = state.0.join("seed.json");
+    let saved = std::fs::metadata(&record).unwrap().modified().unwrap();
+    let run = apply(&engine, &topology);
+    assert!(run.succeeded() && run.plan.is_empty());
+    assert_eq!(engine.kernel().writes().len(), writes, "a no-op wrote");
+    assert_eq!(
+        std::fs::metadata(&record).unwrap().modified().unwrap(),
+        saved
+    );
+}
+
+#[test]
+fn the_first_failure_stops_new_work_and_says_what_was_done() {
+    let state = TempState::new("first-failure");
+    let kernel = FakeKernel::new();
+    // The namespace: everything in it waits for it.
+    kernel.fail_on(ResourceId::namespace("test"));
+    let engine = engine(kernel, &state, Mode::Lab);
+    let run = apply(&engine, &topology("seed.yaml"));
+    let (failed, err) = run.failure.as_ref().expect("a failure");
+    assert_eq!(run.plan.changes[*failed].id, ResourceId::namespace("test"));
+    assert!(err.to_string().contains("namespace test"), "{err}");
+    assert!(!run.succeeded());
+    assert!(!run.done[*failed]);
+    let writes = engine.kernel().writes();
+    assert!(
+        writes.len() < run.plan.changes.len(),
+        "work went on after the failure"
+    );
+    // Done means written; nothing waiting for the namespace ran.
+    for (i, change) in run.plan.changes.iter().enumerate() {
+        let written = writes
+            .iter()
+            .any(|w| w.id == change.id && w.action == change.action);
+        assert_eq!(run.done[i], written && i != *failed, "{}", change.id);
+        if change.id.ns == "test" && change.id.kind != Kind::Namespace {
+            assert!(!written, "{} ran without its namespace", change.id);
+        }
+    }
+    // The record keeps what was done, unsettled; the journal is gone.
+    let record = state.record("seed").expect("a record");
+    assert!(record.created.contains(&ResourceId::link("", "test0")));
+    assert!(!state.0.join("seed.journal").exists());
+}
+
+#[test]
+fn verify_catches_a_kernel_that_ignores_a_change_and_the_record_stays_unsettled() {
+    let state = TempState::new("ignored");
+    let kernel = FakeKernel::new();
+    let route = ResourceId::new("test", Kind::Route, "0.0.0.0/0 metric 0");
+    kernel.ignore(route.clone());
+    let engine = engine(kernel, &state, Mode::Lab);
+    let run = apply(&engine, &topology("seed.yaml"));
+    assert!(run.failure.is_none());
+    assert!(!run.succeeded());
+    let unverified: Vec<(Action, &ResourceId)> =
+        run.unverified.iter().map(|c| (c.action, &c.id)).collect();
+    assert_eq!(unverified, [(Action::Create, &route)]);
+    // Not settled: the claims of the run are kept as they were noted.
+    let record = state.record("seed").expect("a record");
+    assert_eq!(
+        claimed_namespaces(&record),
+        [&ResourceId::namespace("test")]
+    );
+}
+
+#[test]
+fn a_verified_run_settles_the_record() {
+    let state = TempState::new("settled");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    assert!(apply(&engine, &topology("seed.yaml")).succeeded());
+    let record = state.record("seed").expect("a record");
+    // Settled: the namespaces it made; no claim the marks already make.
+    assert!(claimed_namespaces(&record).is_empty());
+    assert_eq!(record.namespaces.iter().collect::<Vec<_>>(), ["test"]);
+}
+
+#[test]
+fn destroy_removes_everything_and_waits_for_what_a_namespace_takes_along() {
+    let state = TempState::new("destroy");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let topology = topology("seed.yaml");
+    apply(&engine, &topology);
+    let run = block_on(engine.destroy(DestroyTarget::Name("seed"), false, &Quiet)).unwrap();
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    let namespace_delete = run
+        .plan
+        .changes
+        .iter()
+        .find(|c| c.id == ResourceId::namespace("test"))
+        .expect("the namespace is deleted");
+    assert_eq!(
+        namespace_delete.takes_along,
+        [ResourceId::link("", "testveth0")]
+    );
+    assert!(
+        engine.kernel().live().resources.is_empty(),
+        "{:#?}",
+        engine.kernel().live().resources
+    );
+    assert_eq!(state.record("seed"), None, "an empty record is removed");
+}
+
+#[test]
+fn a_veth_that_outlives_its_peers_namespace_fails_the_deletion() {
+    let state = TempState::new("teardown");
+    let kernel = FakeKernel::new();
+    let engine = engine(kernel, &state, Mode::Lab);
+    let topology = topology("seed.yaml");
+    apply(&engine, &topology);
+    // The kernel says yes to deleting the namespace, and keeps it.
+    engine.kernel().ignore(ResourceId::namespace("test"));
+    let run = block_on(engine.destroy(DestroyTarget::File(&topology), false, &Quiet)).unwrap();
+    let (failed, err) = run.failure.as_ref().expect("the teardown times out");
+    assert_eq!(run.plan.changes[*failed].id, ResourceId::namespace("test"));
+    assert!(!run.done[*failed]);
+    assert!(err.to_string().contains("testveth0"), "{err}");
+}
+
+#[test]
+fn every_operation_lets_go_of_the_kernel_at_its_end() {
+    let state = TempState::new("release");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let topology = topology("seed.yaml");
+    apply(&engine, &topology);
+    assert_eq!(engine.kernel().releases(), 1);
+    block_on(engine.status(&topology)).unwrap();
+    assert_eq!(engine.kernel().releases(), 2);
+}
+
+#[test]
+fn host_mode_needs_the_files_underlay_on_this_machine() {
+    let state = TempState::new("host");
+    let host = |name: &str| Mode::Host {
+        name: name.to_string(),
+        underlay_mtu: None,
+    };
+    let topology = topology("vxlan.yaml");
+    let engine = engine(FakeKernel::new(), &state, host("vx1"));
+    let err = block_on(engine.plan(&topology)).err().expect("no underlay");
+    assert!(err.to_string().contains("there is no interface"), "{err}");
+
+    let engine = self::engine(FakeKernel::new(), &state, host("nowhere"));
+    let err = block_on(engine.plan(&topology))
+        .err()
+        .expect("no such host");
+    assert!(matches!(err, EngineError::UnknownHost(_)), "{err}");
+}
+
+#[test]
+fn the_scheduler_refuses_changes_that_wait_on_each_other() {
+    let change = |name: &str| Change {
+        action: Action::Create,
+        id: ResourceId::new("", Kind::Sysctl, name),
+        from: None,
+        to: Some(Resource::Sysctl { value: "1".into() }),
+        takes_along: Vec::new(),
+    };
+    let plan = Plan {
+        changes: vec![change("a"), change("b"), change("c")],
+        prerequisites: vec![vec![], vec![2], vec![1]],
+        conflicts: Vec::new(),
+    };
+    let kernel = FakeKernel::new();
+    let result = block_on(scheduler::run(&kernel, &plan, |_| Ok(()), &Quiet));
+    let Err(EngineError::Cycle(cycle)) = result else {
+        panic!("a cycle ran: {result:?}");
+    };
+    assert_eq!(
+        cycle.0,
+        [plan.changes[1].id.clone(), plan.changes[2].id.clone()]
+    );
+    assert_eq!(kernel.writes().len(), 1, "only the free change ran");
+}
