@@ -5,7 +5,6 @@
 //! Each module below is one stage; `main.rs` only wires them to the CLI.
 
 pub mod cli;
-pub mod commands;
 pub mod diagnostics;
 pub mod engine;
 pub mod graph;
@@ -14,7 +13,6 @@ pub mod load;
 pub mod logging;
 pub mod model;
 pub mod plan;
-pub mod report;
 pub mod spec;
 pub mod state;
 pub mod validate;

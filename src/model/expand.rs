@@ -26,6 +26,20 @@ pub enum Mode {
     },
 }
 
+impl Mode {
+    /// The mode `--host` asks for: without it, lab mode; with it, that
+    /// host, its underlay MTU to be read from the kernel.
+    pub fn from_host_flag(host: Option<String>) -> Mode {
+        match host {
+            Some(name) => Mode::Host {
+                name,
+                underlay_mtu: None,
+            },
+            None => Mode::Lab,
+        }
+    }
+}
+
 /// Every namespace netloom creates starts from this (FORMAT.md): secondary
 /// addresses survive the removal of a primary; IPv6 addresses are usable
 /// at once.

@@ -1,19 +1,34 @@
-//! The command line (CLI.md): argument types, and the dispatch from each
-//! command to the pipeline stage that does it.
+//! The command line (docs/CLI.md): the clap types, and the dispatch to one
+//! file per command. Each command file reads its arguments, runs the
+//! engine, reports (human or JSON, via `report`) and picks its exit code
+//! (from `exit`, the only place that names one).
+
+mod apply;
+mod completions;
+mod destroy;
+mod error;
+mod exec;
+pub mod exit;
+mod graph;
+mod plan;
+mod progress;
+pub mod report;
+mod schema;
+mod status;
+mod topology;
+mod validate;
+
+pub use schema::schema_json;
+pub use topology::{TopologyError, read_topology};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::diagnostics::Diagnostics;
-use crate::graph::Graph;
-use crate::model::{self, Mode};
-use crate::spec::Topology;
-use crate::{commands, load, validate};
-
-/// Exit code of a usage error: never "changes pending" (2).
-pub const EXIT_USAGE: u8 = 64;
+use crate::engine::{Engine, EngineError, Options};
+use crate::model::Mode;
 
 /// Declarative Linux container networking: namespaces, bridges, veths,
 /// addresses, routes and VXLAN from one YAML file, reconciled over netlink.
@@ -159,189 +174,73 @@ pub fn parse() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|err| {
         let _ = err.print();
         if err.use_stderr() {
-            ExitCode::from(EXIT_USAGE)
+            exit::usage()
         } else {
-            ExitCode::SUCCESS
+            exit::success()
         }
     })
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Validate { file, output } => validate_command(&file, output),
-        Command::Graph { file, format, host } => graph_command(&file, format, host),
+        Command::Validate { file, output } => validate::run(&file, output),
+        Command::Graph { file, format, host } => graph::run(&file, format, host),
         Command::Plan {
             file,
             kernel,
             adopt,
             detailed_exitcode,
             output,
-        } => commands::plan(&file, &kernel, adopt, detailed_exitcode, output),
+        } => plan::run(&file, &kernel, adopt, detailed_exitcode, output),
         Command::Apply {
             file,
             kernel,
             adopt,
             dry_run,
             output,
-        } => commands::apply(&file, &kernel, adopt, dry_run, output),
+        } => apply::run(&file, &kernel, adopt, dry_run, output),
         Command::Destroy {
             file,
             name,
             kernel,
             dry_run,
             output,
-        } => commands::destroy(file.as_deref(), name.as_deref(), &kernel, dry_run, output),
+        } => destroy::run(file.as_deref(), name.as_deref(), &kernel, dry_run, output),
         Command::Status {
             file,
             kernel,
             output,
-        } => commands::status(&file, &kernel, output),
+        } => status::run(&file, &kernel, output),
         Command::Exec {
             file,
             pod,
             command,
             kernel,
-        } => commands::exec(&file, &pod, &command, &kernel),
-        Command::Schema => {
-            println!("{}", schema_json());
-            ExitCode::SUCCESS
-        }
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "netloom",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
-        }
+        } => exec::run(&file, &pod, &command, &kernel),
+        Command::Schema => schema::run(),
+        Command::Completions { shell } => completions::run(shell),
     }
 }
 
-/// The JSON Schema of the file format, as committed in `schemas/`.
-pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(Topology);
-    serde_json::to_string_pretty(&schema).expect("a schema serializes")
-}
-
-/// Why a topology could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TopologyError {
-    #[error(transparent)]
-    Read(#[from] load::ReadError),
-    #[error(transparent)]
-    Invalid(#[from] Diagnostics),
-}
-
-/// Reads, parses and validates a topology file: every command's first step.
-pub fn read_topology(file: &str) -> Result<Topology, TopologyError> {
-    let source = load::read_source(file)?;
-    let topology = load::parse(&source)?;
-    let problems = validate::validate(&topology);
-    if problems.is_empty() {
-        Ok(topology)
-    } else {
-        Err(Diagnostics::new(source, problems).into())
+impl KernelArgs {
+    /// The engine these flags ask for: `--host` decides the mode here,
+    /// and only here.
+    fn engine(&self, adopt: bool) -> Result<Engine, EngineError> {
+        Engine::new(Options {
+            mode: Mode::from_host_flag(self.host.clone()),
+            adopt,
+            state_dir: self.state_dir.clone(),
+            lock_timeout: Duration::from_secs(self.lock_timeout),
+        })
     }
 }
 
-/// Prints why a topology could not be used, for a human.
-pub fn report_topology_error(err: &TopologyError) {
-    match err {
-        TopologyError::Read(err) => eprintln!("error: {err}"),
-        TopologyError::Invalid(diagnostics) => {
-            eprint!("{}", diagnostics.render(color_on_stderr()));
-            eprintln!("error: {diagnostics}");
-        }
-    }
-}
-
-fn color_on_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
-
-fn validate_command(file: &str, output: Output) -> ExitCode {
-    let result = read_topology(file);
-    if output == Output::Json {
-        let diagnostics = match &result {
-            Err(TopologyError::Invalid(d)) => serde_json::to_value(d.to_json()),
-            Err(TopologyError::Read(err)) => Ok(serde_json::json!([{
-                "file": file, "line": 0, "column": 0, "message": err.to_string(), "help": null
-            }])),
-            Ok(_) => Ok(serde_json::json!([])),
-        }
-        .expect("diagnostics serialize");
-        let doc = serde_json::json!({
-            "version": 1,
-            "valid": result.is_ok(),
-            "diagnostics": diagnostics,
-        });
-        println!("{doc:#}");
-    }
-    match result {
-        Ok(topology) => {
-            if output == Output::Human {
-                let shown = if file == "-" { "<stdin>" } else { file };
-                println!("{shown}: valid ({})", summary(&topology));
-            }
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            if output == Output::Human {
-                report_topology_error(&err);
-            }
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// "1 bridge, 2 pods, 1 link" — what a file declares, in brief.
-fn summary(topology: &Topology) -> String {
-    let counts = [
-        (topology.hosts.len(), "host"),
-        (topology.bridges.len(), "bridge"),
-        (topology.pods.len(), "pod"),
-        (topology.links.len(), "link"),
-        (topology.overlays.len(), "overlay"),
-        (topology.expect.len(), "expectation"),
-    ];
-    let parts: Vec<String> = counts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
-        .collect();
-    if parts.is_empty() {
-        "empty".to_string()
-    } else {
-        parts.join(", ")
-    }
-}
-
-fn graph_command(file: &str, format: GraphFormat, host: Option<String>) -> ExitCode {
-    let topology = match read_topology(file) {
-        Ok(topology) => topology,
-        Err(err) => {
-            report_topology_error(&err);
-            return ExitCode::FAILURE;
-        }
-    };
-    let mode = match host {
-        Some(name) => Mode::Host {
-            name,
-            underlay_mtu: None,
-        },
-        None => Mode::Lab,
-    };
-    let desired = model::expand(&topology, &mode);
-    let graph = Graph::new(&desired.resources);
-    if let Err(cycle) = graph.order() {
-        eprintln!("error: {cycle}");
-        return ExitCode::FAILURE;
-    }
-    match format {
-        GraphFormat::Dot => print!("{}", graph.to_dot()),
-        GraphFormat::Mermaid => print!("{}", graph.to_mermaid()),
-    }
-    ExitCode::SUCCESS
+/// Runs one async slice of the pipeline on a single-threaded runtime:
+/// netlink is I/O bound and the kernel serialises most writes anyway.
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+        .block_on(future)
 }

@@ -1,0 +1,53 @@
+//! `netloom apply FILE`: make the kernel match the file, read back, verify.
+
+use std::process::ExitCode;
+
+use super::progress::ProgressDisplay;
+use super::topology::topology_or_report;
+use super::{KernelArgs, Output, block_on, error, exit, plan, report};
+use crate::engine::{EngineError, Execution};
+
+pub fn run(
+    file: &str,
+    kernel: &KernelArgs,
+    adopt: bool,
+    dry_run: bool,
+    output: Output,
+) -> ExitCode {
+    let Some(topology) = topology_or_report(file, output) else {
+        return exit::failure();
+    };
+    let progress = ProgressDisplay::new(output);
+    let result = kernel
+        .engine(adopt)
+        .and_then(|engine| block_on(engine.apply(&topology, dry_run, &progress)));
+    finish_run(&topology.name, "apply", result, dry_run, output)
+}
+
+/// Reports a run that changes the kernel (`apply`, `destroy`) and picks
+/// its exit code.
+pub(super) fn finish_run(
+    topology: &str,
+    verb: &str,
+    result: Result<Execution, EngineError>,
+    dry_run: bool,
+    output: Output,
+) -> ExitCode {
+    let run = match result {
+        Ok(run) => run,
+        Err(err) => return error::fail(&err, output),
+    };
+    if dry_run {
+        plan::show(topology, &run.plan, output);
+        return exit::success_if(run.plan.conflicts.is_empty());
+    }
+    match output {
+        Output::Json => println!("{:#}", report::execution_json(topology, &run)),
+        Output::Human => {
+            let (out, err) = report::execution_text(topology, verb, &run);
+            print!("{out}");
+            eprint!("{err}");
+        }
+    }
+    exit::success_if(run.succeeded())
+}

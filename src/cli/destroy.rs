@@ -1,0 +1,43 @@
+//! `netloom destroy FILE | --name NAME`: delete what the topology owns,
+//! restore the values it replaced.
+
+use std::process::ExitCode;
+
+use super::apply::finish_run;
+use super::progress::ProgressDisplay;
+use super::topology::topology_or_report;
+use super::{KernelArgs, Output, block_on, exit};
+use crate::engine::DestroyTarget;
+
+pub fn run(
+    file: Option<&str>,
+    name: Option<&str>,
+    kernel: &KernelArgs,
+    dry_run: bool,
+    output: Output,
+) -> ExitCode {
+    let parsed;
+    let (target, topology_name) = match (file, name) {
+        (Some(file), _) => {
+            let Some(topology) = topology_or_report(file, output) else {
+                return exit::failure();
+            };
+            parsed = topology;
+            (DestroyTarget::File(&parsed), parsed.name.value.clone())
+        }
+        // clap requires FILE or --name; the name also names state files.
+        (None, name) => {
+            let name = name.unwrap_or_default();
+            if !crate::validate::is_topology_name(name) {
+                eprintln!("error: `{name}` is not a topology name (1 to 16 of a-z, 0-9 and `-`)");
+                return exit::usage();
+            }
+            (DestroyTarget::Name(name), name.to_string())
+        }
+    };
+    let progress = ProgressDisplay::new(output);
+    let result = kernel
+        .engine(false)
+        .and_then(|engine| block_on(engine.destroy(target, dry_run, &progress)));
+    finish_run(&topology_name, "destroy", result, dry_run, output)
+}

@@ -1,0 +1,29 @@
+//! `netloom graph FILE`: the dependency graph of the kernel objects.
+
+use std::process::ExitCode;
+
+use super::topology::{read_topology, report_topology_error};
+use super::{GraphFormat, exit};
+use crate::graph::Graph;
+use crate::model::{self, Mode};
+
+pub fn run(file: &str, format: GraphFormat, host: Option<String>) -> ExitCode {
+    let topology = match read_topology(file) {
+        Ok(topology) => topology,
+        Err(err) => {
+            report_topology_error(&err);
+            return exit::failure();
+        }
+    };
+    let desired = model::expand(&topology, &Mode::from_host_flag(host));
+    let graph = Graph::new(&desired.resources);
+    if let Err(cycle) = graph.order() {
+        eprintln!("error: {cycle}");
+        return exit::failure();
+    }
+    match format {
+        GraphFormat::Dot => print!("{}", graph.to_dot()),
+        GraphFormat::Mermaid => print!("{}", graph.to_mermaid()),
+    }
+    exit::success()
+}

@@ -1,0 +1,61 @@
+//! Every command's first step: read, parse and validate the topology file,
+//! or say why it cannot be used.
+
+use std::io::IsTerminal;
+
+use super::Output;
+use super::error;
+use crate::diagnostics::Diagnostics;
+use crate::spec::Topology;
+use crate::{load, validate};
+
+/// Why a topology could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error(transparent)]
+    Read(#[from] load::ReadError),
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
+}
+
+/// Reads, parses and validates a topology file.
+pub fn read_topology(file: &str) -> Result<Topology, TopologyError> {
+    let source = load::read_source(file)?;
+    let topology = load::parse(&source)?;
+    let problems = validate::validate(&topology);
+    if problems.is_empty() {
+        Ok(topology)
+    } else {
+        Err(Diagnostics::new(source, problems).into())
+    }
+}
+
+/// The validated topology, or `None` once its problems are reported (as
+/// the JSON error document too, with `--output json`).
+pub fn topology_or_report(file: &str, output: Output) -> Option<Topology> {
+    match read_topology(file) {
+        Ok(topology) => Some(topology),
+        Err(err) => {
+            if output == Output::Json {
+                println!("{:#}", error::topology_error_document(file, &err));
+            }
+            report_topology_error(&err);
+            None
+        }
+    }
+}
+
+/// Prints why a topology could not be used, for a human.
+pub fn report_topology_error(err: &TopologyError) {
+    match err {
+        TopologyError::Read(err) => eprintln!("error: {err}"),
+        TopologyError::Invalid(diagnostics) => {
+            eprint!("{}", diagnostics.render(color_on_stderr()));
+            eprintln!("error: {diagnostics}");
+        }
+    }
+}
+
+fn color_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
