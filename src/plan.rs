@@ -1,7 +1,7 @@
 //! Diff: desired vs observed -> an ordered plan of changes, and the
 //! conflicts that stop it. Pure: no kernel, no I/O.
 //!
-//! Ownership (FORMAT.md, "What netloom owns") is decided here, from the
+//! Ownership (docs/FORMAT.md, "What netloom owns") is decided here, from the
 //! marks the kernel carries and the state record: netloom changes or
 //! deletes only what this topology owns.
 

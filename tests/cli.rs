@@ -1,4 +1,4 @@
-//! The command line contract (CLI.md), checked on the real binary: exit
+//! The command line contract (docs/CLI.md), checked on the real binary: exit
 //! codes, the JSON shape of `validate --output json`, standard input,
 //! help, completions, schema, and the graph output.
 
@@ -383,7 +383,7 @@ fn readme_shows_the_seed_graph() {
 #[test]
 fn readme_states_the_derived_name_rule_truly() {
     // README documents the rule with a worked example; the rule is part of
-    // the contract (FORMAT.md), so the example must stay right.
+    // the contract (docs/FORMAT.md), so the example must stay right.
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
     let derived = netloom::model::derived_ifname("seed", "test", "eth0");
     assert!(

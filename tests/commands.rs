@@ -1,4 +1,4 @@
-//! The kernel-facing commands as CLI.md promises them: `exec` runs in the
+//! The kernel-facing commands as docs/CLI.md promises them: `exec` runs in the
 //! pod with the command's exit code, `--dry-run` changes nothing, and
 //! `--output json` of plan, apply, status and destroy has the documented
 //! shape (checked against the kernel where it states facts).

@@ -11,7 +11,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// One example per feature of FORMAT.md, and the complete labs. A file
+/// One example per feature of docs/FORMAT.md, and the complete labs. A file
 /// that disappears (or is renamed) must be noticed: README and the kernel
 /// tests refer to them.
 const EXPECTED: [&str; 13] = [

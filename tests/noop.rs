@@ -1,4 +1,4 @@
-//! No-op is free (DESIGN.md): once applied, applying the unchanged file
+//! No-op is free (docs/DESIGN.md): once applied, applying the unchanged file
 //! again makes no netlink write, proved by `ip monitor` in every namespace
 //! of the sandbox, not by asking netloom.
 

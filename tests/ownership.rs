@@ -1,4 +1,4 @@
-//! What netloom owns (FORMAT.md): objects it did not make stay byte for
+//! What netloom owns (docs/FORMAT.md): objects it did not make stay byte for
 //! byte through apply, change and destroy; an unowned object in the way
 //! of a declared one is a conflict that stops `apply` before it changes
 //! anything, unless adopted; two topologies never touch each other; and

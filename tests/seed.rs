@@ -1,4 +1,4 @@
-//! The seed walkthrough (SEED.md), applied for real in a sandbox and read
+//! The seed walkthrough (docs/SEED.md), applied for real in a sandbox and read
 //! back with `ip -j`, not with netloom.
 
 mod common;

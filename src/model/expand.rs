@@ -40,7 +40,7 @@ impl Mode {
     }
 }
 
-/// Every namespace netloom creates starts from this (FORMAT.md): secondary
+/// Every namespace netloom creates starts from this (docs/FORMAT.md): secondary
 /// addresses survive the removal of a primary; IPv6 addresses are usable
 /// at once.
 pub const NAMESPACE_BASELINE: [(&str, &str); 4] = [

@@ -1,4 +1,4 @@
-//! The topology file, as typed Rust (FORMAT.md is the contract; the JSON
+//! The topology file, as typed Rust (docs/FORMAT.md is the contract; the JSON
 //! Schema in `schemas/` is generated from these types).
 //!
 //! Every value keeps its source location (`Sp`), and scalars that need

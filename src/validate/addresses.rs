@@ -14,7 +14,7 @@ pub(super) fn check(cx: &Context, out: &mut Vec<Diagnostic>) {
 }
 
 /// Every address of the file with what it is on. One machine may hold
-/// every namespace (lab mode), and DAD is off (FORMAT.md), so the same
+/// every namespace (lab mode), and DAD is off (docs/FORMAT.md), so the same
 /// address twice is an error even on separate segments (link-local ones
 /// included): the file is the only place it can be caught.
 fn duplicates(cx: &Context, out: &mut Vec<Diagnostic>) {

@@ -1,4 +1,4 @@
-//! The rules of FORMAT.md a well-typed file can still break. Every rule
+//! The rules of docs/FORMAT.md a well-typed file can still break. Every rule
 //! reports every violation, pointing at the offending value; a value that
 //! one rule rejects (an unknown reference, an unparsable address) is
 //! skipped by the others, so one mistake gives one diagnostic.

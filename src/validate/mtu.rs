@@ -110,7 +110,7 @@ fn link_end<'a>(cx: &Context<'a>, endpoint: &Endpoint) -> VethEnd<'a> {
     }
 }
 
-/// Both ends of a veth get one MTU (FORMAT.md, Link): the link's, else an
+/// Both ends of a veth get one MTU (docs/FORMAT.md, Link): the link's, else an
 /// end's, else a bridge port's bridge's. Two different explicit values are
 /// a conflict; the value that wins must suit an end with IPv6.
 fn veths(cx: &Context, out: &mut Vec<Diagnostic>) {

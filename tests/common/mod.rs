@@ -1,4 +1,4 @@
-//! Sandboxes for kernel tests (TESTING.md): each test gets its own network
+//! Sandboxes for kernel tests (docs/TESTING.md): each test gets its own network
 //! and mount namespace, with a private tmpfs on /run (so /run/netns and
 //! the state dir /run/netloom are its own), held by a sleeping child that
 //! is killed on drop. netloom and `ip` run inside it through nsenter; the
