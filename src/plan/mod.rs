@@ -1,97 +1,31 @@
 //! Diff: desired vs observed -> an ordered plan of changes, and the
-//! conflicts that stop it. Pure: no kernel, no I/O.
+//! conflicts that stop it. Pure: no kernel, no state dir, no I/O.
+//!
+//! - `owners`: who each observed object belongs to
+//! - `conflict`: what is in the way of the file, and how to fix it
+//! - `order`: the order and prerequisites of a plan's changes
 //!
 //! Ownership (docs/FORMAT.md, "What netloom owns") is decided here, from the
-//! marks the kernel carries and the state record: netloom changes or
-//! deletes only what this topology owns.
+//! marks the kernel carries and the state records' claims: netloom changes
+//! or deletes only what this topology owns.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
-use serde::Serialize;
 
-use crate::graph::{Cycle, Graph, topological_sort};
+use crate::graph::{Cycle, Graph};
 use crate::model::{
     Action, Change, Claims, Kind, LinkKind, Observed, ROUTE_PROTOCOL, Resource, ResourceId,
-    Resources, mark_owner,
+    Resources,
 };
 
-/// Who an observed object belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "owner", content = "topology")]
-pub enum Owner {
-    /// This topology: netloom may change and delete it.
-    This,
-    /// Another topology: never touched.
-    Other(String),
-    /// Nobody: never touched, unless adopted with `--adopt`.
-    Unowned,
-    /// The kernel made it by itself (the route of an address's subnet, a
-    /// route from a router advertisement): never touched, not adoptable.
-    Kernel,
-}
+mod conflict;
+mod order;
+mod owners;
 
-/// A declared object that something netloom may not touch is in the way of.
-#[derive(Clone, Debug, Serialize)]
-pub struct Conflict {
-    pub id: ResourceId,
-    pub owner: Owner,
-    pub live: Resource,
-    pub cause: Cause,
-}
-
-/// How an object is in the way of a declared one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "cause", content = "name")]
-pub enum Cause {
-    /// It has the declared object's name (or key).
-    SameName,
-    /// It holds the declared interface name as an alternative name.
-    AltName(String),
-    /// It is another kind of object than the declared one (even adopted,
-    /// it could only be replaced, which would delete it).
-    OtherKind(String),
-}
-
-impl Conflict {
-    pub fn message(&self) -> String {
-        let whose = match &self.owner {
-            Owner::Other(topology) => format!("owned by topology `{topology}`"),
-            Owner::Kernel => "made by the kernel itself".to_string(),
-            _ => "owned by nobody (it is not netloom's)".to_string(),
-        };
-        let note = match &self.cause {
-            Cause::SameName => String::new(),
-            Cause::AltName(name) => format!(" and holds the name {name} as an altname"),
-            Cause::OtherKind(wanted) => format!(" and is not the {wanted} the file declares"),
-        };
-        format!(
-            "{} already exists ({}){note}, {whose}",
-            self.id,
-            self.live.describe()
-        )
-    }
-
-    pub fn help(&self) -> &'static str {
-        match (&self.cause, &self.owner) {
-            // Adopting the other interface would not free the name.
-            (Cause::AltName(_), _) => {
-                "rename the interface in the file, or remove the altname (ip link property del dev IFACE altname NAME)"
-            }
-            (Cause::OtherKind(_), _) => "rename the object in the file, or remove the existing one",
-            (_, Owner::Other(_)) => {
-                "rename the object in one of the two topologies; netloom never touches another topology's objects"
-            }
-            (_, Owner::Kernel) => {
-                "the kernel keeps this route for an address's subnet (or learnt it from a router): remove it from the file, or give it another metric"
-            }
-            _ => {
-                "rename the object in the file, remove the existing one, or take it over with --adopt"
-            }
-        }
-    }
-}
+pub use conflict::{Cause, Conflict};
+pub use owners::{Owner, owners};
 
 /// The changes that make the kernel match, in an order that respects
 /// every dependency, with each change's prerequisites (indices into
@@ -127,83 +61,6 @@ pub struct Context<'a> {
     pub claims: &'a dyn Claims,
     /// Take over unowned objects in the way instead of stopping.
     pub adopt: bool,
-}
-
-/// Ownership of every observed object.
-pub fn owners<'a>(observed: &'a Observed, ctx: &Context) -> HashMap<&'a ResourceId, Owner> {
-    let resources = &observed.resources;
-    // A mark (a link's alias, a namespace's loopback alias) says who owns
-    // it; an alias that is not a netloom mark says it is somebody else's.
-    let by_alias = |alias: Option<&Resource>| match alias {
-        Some(Resource::Alias { alias }) => Some(match mark_owner(alias) {
-            Some(t) if t == ctx.topology => Owner::This,
-            Some(t) => Owner::Other(t.to_string()),
-            None => Owner::Unowned,
-        }),
-        _ => None,
-    };
-    let recorded = |id: &ResourceId| match ctx.claims.creator_of(id) {
-        Some(t) if t == ctx.topology => Some(Owner::This),
-        Some(t) => Some(Owner::Other(t.to_string())),
-        None => None,
-    };
-    // A namespace netloom created carries a mark on its loopback.
-    let mut namespace_owner: HashMap<&str, Owner> = HashMap::new();
-    for id in resources.keys().filter(|id| id.kind == Kind::Namespace) {
-        let alias = resources.get(&ResourceId::new(&id.ns, Kind::Alias, "lo"));
-        let owner = by_alias(alias)
-            .or_else(|| recorded(id))
-            .unwrap_or(Owner::Unowned);
-        namespace_owner.insert(&id.ns, owner);
-    }
-    // Everything in a namespace netloom created is its creator's.
-    let wholly_owned = |ns: &str| {
-        namespace_owner
-            .get(ns)
-            .filter(|owner| **owner != Owner::Unowned)
-            .cloned()
-    };
-    // Links: their namespace's, else their own mark, else the record.
-    let mut link_owner: HashMap<(&str, &str), Owner> = HashMap::new();
-    let mut owners = HashMap::with_capacity(resources.len());
-    for (id, resource) in resources {
-        if let Resource::Link(kind) = resource {
-            let alias = resources.get(&ResourceId::new(&id.ns, Kind::Alias, id.name.clone()));
-            let owner = wholly_owned(&id.ns)
-                .or_else(|| by_alias(alias))
-                .or_else(|| recorded(id))
-                .unwrap_or(Owner::Unowned);
-            link_owner.insert((&id.ns, &id.name), owner.clone());
-            if let LinkKind::Veth { peer_ns, peer } = kind {
-                link_owner.insert((peer_ns, peer), owner.clone());
-            }
-            owners.insert(id, owner);
-        }
-    }
-    for id in resources.keys() {
-        let owner = match id.kind {
-            Kind::Link => continue,
-            Kind::Namespace => namespace_owner[id.ns.as_str()].clone(),
-            Kind::Route if observed.is_kernel_route(id) => Owner::Kernel,
-            // A declared sysctl of a namespace netloom did not create is
-            // managed by value (the replaced value is recorded), not owned.
-            Kind::Sysctl if wholly_owned(&id.ns).is_none() => Owner::This,
-            Kind::Route if wholly_owned(&id.ns).is_none() => {
-                let ours = observed.route_protocols.get(id) == Some(&ROUTE_PROTOCOL);
-                recorded(id).filter(|_| ours).unwrap_or(Owner::Unowned)
-            }
-            // An interface's attributes and addresses are its link's
-            // (even where the namespace is netloom's: a foreign veth may
-            // reach into it).
-            _ => id
-                .ifname()
-                .and_then(|ifname| link_owner.get(&(id.ns.as_str(), ifname)).cloned())
-                .or_else(|| wholly_owned(&id.ns))
-                .unwrap_or(Owner::Unowned),
-        };
-        owners.insert(id, owner);
-    }
-    owners
 }
 
 /// The plan that turns `observed` into `desired`.
@@ -402,7 +259,7 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
         changes.push(delete);
     }
 
-    let (changes, prerequisites) = order(changes, desired, live)?;
+    let (changes, prerequisites) = order::order(changes, desired, live)?;
     Ok(Plan {
         changes,
         prerequisites,
@@ -563,126 +420,6 @@ fn veths_leaving_with(live: &Resources, ns: &str) -> Vec<ResourceId> {
             _ => None,
         })
         .collect()
-}
-
-/// Orders changes: creates and updates after what they depend on (in the
-/// desired graph), deletes before what they depend on (in the live graph),
-/// a replaced object's create after its delete, a delete that frees an
-/// interface name (by itself, or by the namespace it takes along) before
-/// the create that needs it, and add before delete: an address goes only
-/// once the new addresses of its interface are there, a route once the new
-/// routes of its namespace are.
-fn order(
-    changes: Vec<Change>,
-    desired: &Resources,
-    live: &Resources,
-) -> Result<(Vec<Change>, Vec<Vec<usize>>), Cycle> {
-    // Only what is needed: a no-op plan builds no graph at all.
-    let has = |action| changes.iter().any(|c| c.action == action);
-    let desired_graph = (has(Action::Create) || has(Action::Update)).then(|| Graph::new(desired));
-    let live_graph = has(Action::Delete).then(|| Graph::new(live));
-    let index: HashMap<(Action, &ResourceId), usize> = changes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ((c.action, &c.id), i))
-        .collect();
-    let mut prerequisites: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); changes.len()];
-    // New addresses by interface, new routes by namespace.
-    let mut new_addresses: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    let mut new_routes: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, c) in changes.iter().enumerate() {
-        match (c.action, &c.to) {
-            (Action::Create, Some(Resource::Address { ifname, .. })) => new_addresses
-                .entry((c.id.ns.as_str(), ifname.as_str()))
-                .or_default()
-                .push(i),
-            (Action::Create | Action::Update, Some(Resource::Route(_))) => {
-                new_routes.entry(c.id.ns.as_str()).or_default().push(i)
-            }
-            _ => {}
-        }
-    }
-    let mut freed_names: HashMap<(&str, &str), usize> = HashMap::new();
-    for (i, c) in changes.iter().enumerate() {
-        match (c.action, &c.from) {
-            (Action::Delete, Some(from)) if c.id.kind == Kind::Link => {
-                freed_names.extend(link_ends(&c.id, from).into_iter().map(|end| (end, i)));
-            }
-            (Action::Delete, _) if c.id.kind == Kind::Namespace => {
-                let along = c.takes_along.iter();
-                freed_names.extend(along.map(|end| ((end.ns.as_str(), end.name.as_str()), i)));
-            }
-            _ => {}
-        }
-    }
-    for (i, c) in changes.iter().enumerate() {
-        let pre = &mut prerequisites[i];
-        match c.action {
-            Action::Create | Action::Update => {
-                for dep in desired_graph.iter().flat_map(|g| g.dependencies(&c.id)) {
-                    for action in [Action::Create, Action::Update] {
-                        pre.extend(index.get(&(action, dep)));
-                    }
-                }
-                pre.extend(index.get(&(Action::Delete, &c.id)));
-                if let Some(to) = &c.to
-                    && c.id.kind == Kind::Link
-                {
-                    for end in link_ends(&c.id, to) {
-                        pre.extend(freed_names.get(&end));
-                    }
-                }
-            }
-            Action::Delete => {
-                for dependent in live_graph.iter().flat_map(|g| g.dependents(&c.id)) {
-                    pre.extend(index.get(&(Action::Delete, dependent)));
-                }
-                let newer = match &c.from {
-                    Some(Resource::Address { ifname, .. }) => {
-                        new_addresses.get(&(c.id.ns.as_str(), ifname.as_str()))
-                    }
-                    Some(Resource::Route(_)) => new_routes.get(c.id.ns.as_str()),
-                    _ => None,
-                };
-                let own_create = index.get(&(Action::Create, &c.id));
-                pre.extend(
-                    newer
-                        .into_iter()
-                        .flatten()
-                        .filter(|&j| Some(j) != own_create),
-                );
-            }
-        }
-        pre.remove(&i);
-    }
-    // Linearize deterministically: deletes last among the ready ones,
-    // then by id. Both graphs are acyclic and deletes only wait for
-    // creates, so a cycle is a bug in netloom: reported, never run.
-    let key = |i: usize| {
-        (
-            changes[i].action == Action::Delete,
-            &changes[i].id,
-            changes[i].action,
-        )
-    };
-    let sequence = topological_sort(changes.len(), |i| prerequisites[i].iter().copied(), key)
-        .map_err(|stuck| Cycle(stuck.iter().map(|&i| changes[i].id.clone()).collect()))?;
-    let position: HashMap<usize, usize> =
-        sequence.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-    let ordered_prerequisites = sequence
-        .iter()
-        .map(|&i| {
-            let mut pre: Vec<usize> = prerequisites[i].iter().map(|j| position[j]).collect();
-            pre.sort_unstable();
-            pre
-        })
-        .collect();
-    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
-    let ordered = sequence
-        .iter()
-        .map(|&i| slots[i].take().expect("each once"))
-        .collect();
-    Ok((ordered, ordered_prerequisites))
 }
 
 #[cfg(test)]
