@@ -24,7 +24,7 @@ pub fn run(file: &str, pod: &str, command: &[String], kernel: &KernelArgs) -> Ex
         }
         Err(err) => return error::fail(&err, Output::Human),
     };
-    match engine.run_in(&ns, command) {
+    match engine.run_command(&ns, command) {
         Ok(status) => exit::of_command(status),
         Err(err) => {
             eprintln!(

@@ -322,7 +322,16 @@ impl KernelPort for FakeKernel {
         Ok(false)
     }
 
-    fn run_in(&self, _ns: &str, _command: &[String]) -> io::Result<ExitStatus> {
+    /// On the calling thread: the fake has no namespaces to enter.
+    async fn run_in<T: Send + 'static>(
+        &self,
+        _ns: &str,
+        job: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        job()
+    }
+
+    fn run_command(&self, _ns: &str, _command: &[String]) -> io::Result<ExitStatus> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "the fake kernel runs no commands",

@@ -208,8 +208,8 @@ impl<K: KernelPort> Engine<K> {
     }
 
     /// Runs a command inside a namespace and waits for it.
-    pub fn run_in(&self, ns: &str, command: &[String]) -> std::io::Result<ExitStatus> {
-        self.kernel.run_in(ns, command)
+    pub fn run_command(&self, ns: &str, command: &[String]) -> std::io::Result<ExitStatus> {
+        self.kernel.run_command(ns, command)
     }
 }
 

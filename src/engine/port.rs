@@ -48,8 +48,16 @@ pub trait KernelPort {
     /// whether there was anything.
     fn remove_leftover_namespace(&self, ns: &str) -> io::Result<bool>;
 
+    /// Runs `job` on a thread inside a namespace (a probe's socket is
+    /// opened there) and returns its result.
+    fn run_in<T: Send + 'static>(
+        &self,
+        ns: &str,
+        job: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> impl Future<Output = io::Result<T>>;
+
     /// Runs a command inside a namespace and waits for it.
-    fn run_in(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus>;
+    fn run_command(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus>;
 
     /// Lets go of every namespace and interface it holds on to, so that
     /// nothing is kept alive or acted on from a stale handle once a run
@@ -90,7 +98,15 @@ impl KernelPort for Kernel {
         netns::remove_leftover(ns)
     }
 
-    fn run_in(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus> {
+    async fn run_in<T: Send + 'static>(
+        &self,
+        ns: &str,
+        job: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        Kernel::run_in(self, ns, job).await
+    }
+
+    fn run_command(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus> {
         netns::run_in(ns, command)
     }
 

@@ -120,7 +120,7 @@ impl Kernel {
     }
 
     /// Runs `job` inside a namespace, on its worker.
-    async fn run_in<T: Send + 'static>(
+    pub async fn run_in<T: Send + 'static>(
         &self,
         ns: &str,
         job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
