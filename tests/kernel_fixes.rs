@@ -5,46 +5,16 @@
 //! test runs in its own sandbox and reads the result back with `ip -j`.
 //!
 //! Tests that call the kernel layer directly (not through the binary) run
-//! the test binary again inside their sandbox: see `inside_sandbox`.
+//! the test binary again inside their sandbox: see `common::inside_sandbox`.
 
 mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::{Sandbox, addresses, apply_converged, assert_exit, assert_ok};
+use common::{Sandbox, addresses, apply_converged, assert_exit, assert_ok, inside_sandbox};
 use netloom::kernel::Kernel;
 use netloom::model::ResourceId;
-
-/// Set in the copy of the test binary that runs inside a sandbox.
-const INSIDE: &str = "NETLOOM_TEST_INSIDE_SANDBOX";
-
-/// Makes the calling test run inside a sandbox of its own: outside, runs
-/// this test binary again inside one (just `test`, by its exact name) and
-/// returns `false`, after checking that it passed there; inside, returns
-/// `true`, and the test goes on with the kernel layer as a library.
-#[track_caller]
-fn inside_sandbox(test: &str) -> bool {
-    if std::env::var_os(INSIDE).is_some() {
-        return true;
-    }
-    let Some(sandbox) = Sandbox::new() else {
-        return false;
-    };
-    let exe = std::env::current_exe().expect("the test binary");
-    let output = sandbox
-        .command(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .output()
-        .expect("the test binary runs in the sandbox");
-    let stdout = assert_ok(&output);
-    assert!(
-        stdout.contains("1 passed"),
-        "{test} did not run inside the sandbox:\n{stdout}"
-    );
-    false
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -22,7 +22,21 @@ fn tolerate(result: Result<()>, already_done: &[i32]) -> Result<()> {
 }
 
 impl Kernel {
+    /// Carries out one change. An interface deleted and made again behind
+    /// netloom's back has a new ifindex: the request through the one
+    /// learnt before fails with ENODEV, so the namespace's ifindexes are
+    /// forgotten and the change is made once more, looking them up anew
+    /// (each change is one request: nothing of the first try was done).
     pub async fn execute(&self, change: &Change) -> Result<()> {
+        match self.execute_once(change).await {
+            Err(err) if err.errno() == Some(libc::ENODEV) && self.forget_indexes(&change.id.ns) => {
+                self.execute_once(change).await
+            }
+            other => other,
+        }
+    }
+
+    async fn execute_once(&self, change: &Change) -> Result<()> {
         let id = &change.id;
         match (change.action, &change.to, &change.from) {
             (Action::Create | Action::Update, Some(to), _) => self.set(id, to, change.action).await,

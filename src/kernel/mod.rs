@@ -55,6 +55,17 @@ impl Scope {
 struct Attached {
     worker: Worker,
     handle: Handle,
+    /// Which namespace the worker is in (`netns::netns_inode`).
+    inode: u64,
+}
+
+impl Attached {
+    /// Whether `/run/netns/NS` still names the namespace the worker is
+    /// in: if it was deleted (and maybe made again) behind netloom's back,
+    /// acting through this handle would act on a namespace nobody sees.
+    fn is_current(&self, ns: &str) -> bool {
+        ns.is_empty() || netns::netns_inode(ns).is_ok_and(|inode| inode == self.inode)
+    }
 }
 
 /// The kernel, as netloom talks to it: each namespace attached once (a
@@ -81,13 +92,38 @@ impl Kernel {
     /// Opens the netlink socket on a namespace's worker.
     async fn attach(worker: Worker) -> std::io::Result<Arc<Attached>> {
         let runtime = tokio::runtime::Handle::current();
-        let (connection, handle) = worker.run(move || netlink::connect_here(&runtime)).await?;
+        let ((connection, handle), inode) = worker
+            .run(move || {
+                Ok((
+                    netlink::connect_here(&runtime)?,
+                    netns::current_netns_inode()?,
+                ))
+            })
+            .await?;
         tokio::spawn(connection);
-        Ok(Arc::new(Attached { worker, handle }))
+        Ok(Arc::new(Attached {
+            worker,
+            handle,
+            inode,
+        }))
     }
 
-    /// An existing namespace, attached on first use.
+    /// An existing namespace, attached on first use, and attached afresh
+    /// (once) if it was deleted or replaced behind netloom's back.
     async fn attached(&self, ns: &str) -> Result<Arc<Attached>> {
+        let attached = self.attached_as_cached(ns).await?;
+        if attached.is_current(ns) {
+            return Ok(attached);
+        }
+        tracing::debug!(
+            "{} changed behind netloom's back: attaching again",
+            namespace_label(ns)
+        );
+        self.forget(ns);
+        self.attached_as_cached(ns).await
+    }
+
+    async fn attached_as_cached(&self, ns: &str) -> Result<Arc<Attached>> {
         let cell = self
             .namespaces
             .lock()
@@ -134,10 +170,7 @@ impl Kernel {
     fn forget(&self, ns: &str) {
         let forgotten = self.namespaces.lock().expect("namespaces lock").remove(ns);
         drop(forgotten);
-        self.indexes
-            .lock()
-            .expect("indexes lock")
-            .retain(|(n, _), _| n != ns);
+        self.forget_indexes(ns);
     }
 
     /// Lets go of every namespace and every ifindex learnt: the workers
@@ -154,6 +187,14 @@ impl Kernel {
             .lock()
             .expect("indexes lock")
             .insert((ns.to_string(), ifname.to_string()), index);
+    }
+
+    /// Forgets every ifindex learnt in a namespace; whether there was any.
+    fn forget_indexes(&self, ns: &str) -> bool {
+        let mut indexes = self.indexes.lock().expect("indexes lock");
+        let before = indexes.len();
+        indexes.retain(|(n, _), _| n != ns);
+        indexes.len() != before
     }
 
     fn forget_index(&self, ns: &str, ifname: &str) {

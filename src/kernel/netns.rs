@@ -44,6 +44,19 @@ pub fn netns_exists(name: &str) -> bool {
         .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
+/// The identity of namespace `name` (the inode of its nsfs file): a
+/// namespace deleted and made again under the same name is another one.
+pub fn netns_inode(name: &str) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(fs::metadata(netns_path(name))?.ino())
+}
+
+/// The identity of the namespace the calling thread is in.
+pub fn current_netns_inode() -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(fs::metadata("/proc/thread-self/ns/net")?.ino())
+}
+
 /// Opens a namespace by name; `""` is the namespace the process runs in.
 pub fn open_netns(name: &str) -> io::Result<File> {
     if name.is_empty() {

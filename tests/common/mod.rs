@@ -254,3 +254,33 @@ pub fn everything(sandbox: &Sandbox) -> String {
          done",
     )
 }
+
+/// Set in the copy of the test binary that runs inside a sandbox.
+const INSIDE: &str = "NETLOOM_TEST_INSIDE_SANDBOX";
+
+/// Makes the calling test run inside a sandbox of its own: outside, runs
+/// this test binary again inside one (just `test`, by its exact name) and
+/// returns `false`, after checking that it passed there; inside, returns
+/// `true`, and the test goes on with the kernel layer as a library.
+#[track_caller]
+pub fn inside_sandbox(test: &str) -> bool {
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    let Some(sandbox) = Sandbox::new() else {
+        return false;
+    };
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = sandbox
+        .command(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .output()
+        .expect("the test binary runs in the sandbox");
+    let stdout = assert_ok(&output);
+    assert!(
+        stdout.contains("1 passed"),
+        "{test} did not run inside the sandbox:\n{stdout}"
+    );
+    false
+}
