@@ -46,3 +46,43 @@ pub fn fail(err: &EngineError, output: Output) -> ExitCode {
     }
     exit::failure()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::topology::read_topology;
+
+    #[test]
+    fn every_topology_error_has_the_same_document() {
+        let missing = read_topology("does/not/exist.yaml").unwrap_err();
+        let doc = topology_error_document("does/not/exist.yaml", &missing);
+        assert_eq!(doc["version"], 1);
+        assert!(
+            doc["error"]
+                .as_str()
+                .unwrap()
+                .contains("does/not/exist.yaml")
+        );
+        assert_eq!(
+            doc["diagnostics"],
+            json!([{
+                "file": "does/not/exist.yaml", "line": 0, "column": 0,
+                "message": missing.to_string(), "help": null
+            }])
+        );
+
+        let dir = std::env::temp_dir().join(format!("netloom-cli-error-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.yaml");
+        std::fs::write(&file, "name: lab\nbogus: 1\n").unwrap();
+        let file = file.to_str().unwrap();
+        let invalid = read_topology(file).unwrap_err();
+        let doc = topology_error_document(file, &invalid);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["diagnostics", "error", "version"]);
+        let first = &doc["diagnostics"][0];
+        assert_eq!((&first["line"], &first["column"]), (&2.into(), &1.into()));
+        assert!(first["message"].as_str().unwrap().contains("bogus"));
+    }
+}

@@ -6,12 +6,18 @@ use std::time::Duration;
 use super::fake::FakeKernel;
 use super::*;
 use crate::diagnostics::SourceFile;
-use crate::model::{Action, Kind, Resource, ResourceId};
+use crate::model::{Action, Kind, Observed, Resource, ResourceId};
 use crate::state::Record;
 
 fn topology(file: &str) -> Topology {
     let text = std::fs::read_to_string(format!("examples/{file}")).unwrap();
-    crate::load::parse(&SourceFile::new(file, text)).unwrap()
+    parse(file, &text)
+}
+
+fn parse(name: &str, text: &str) -> Topology {
+    let topology = crate::load::parse(&SourceFile::new(name, text)).unwrap();
+    assert!(crate::validate::validate(&topology).is_empty(), "{text}");
+    topology
 }
 
 /// A state dir of its own for each test, removed when it ends.
@@ -293,4 +299,118 @@ fn the_scheduler_refuses_changes_that_wait_on_each_other() {
         [plan.changes[1].id.clone(), plan.changes[2].id.clone()]
     );
     assert_eq!(kernel.writes().len(), 1, "only the free change ran");
+}
+
+/// This machine as host `host` of a file: an underlay `eth0` with the
+/// address the file gives it, MTU 9000, and IP forwarding off.
+fn real_host(address: &str) -> FakeKernel {
+    let mut live = Observed::default();
+    let mut add = |kind, name: &str, resource| {
+        live.resources
+            .insert(ResourceId::new("", kind, name), resource);
+    };
+    add(
+        Kind::Link,
+        "eth0",
+        Resource::Link(crate::model::LinkKind::Other {
+            name: "device".into(),
+        }),
+    );
+    add(Kind::Mtu, "eth0", Resource::Mtu { mtu: 9000 });
+    let (name, address) = Resource::address("eth0", address.parse().unwrap());
+    add(Kind::Address, &name, address);
+    add(
+        Kind::Sysctl,
+        "net.ipv4.ip_forward",
+        Resource::Sysctl { value: "0".into() },
+    );
+    FakeKernel::holding(live)
+}
+
+fn host(name: &str) -> Mode {
+    Mode::Host {
+        name: name.to_string(),
+        underlay_mtu: None,
+    }
+}
+
+#[test]
+fn host_mode_follows_the_underlay_mtu_and_leaves_the_underlay_alone() {
+    let state = TempState::new("host-mtu");
+    let engine = engine(real_host("192.168.70.11/24"), &state, host("vx1"));
+    let run = apply(&engine, &topology("vxlan.yaml"));
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    let live = engine.kernel().live().resources;
+    assert_eq!(
+        live[&ResourceId::new("", Kind::Mtu, "vx70")],
+        Resource::Mtu { mtu: 8950 },
+        "the VXLAN MTU is the underlay's less 50"
+    );
+    let writes = engine.kernel().writes();
+    let touched: Vec<&ResourceId> = writes
+        .iter()
+        .map(|w| &w.id)
+        .filter(|id| id.ns.is_empty() && id.ifname() == Some("eth0"))
+        .collect();
+    assert!(touched.is_empty(), "the underlay was changed: {touched:?}");
+}
+
+#[test]
+fn destroy_restores_the_values_a_topology_replaced() {
+    let state = TempState::new("restore");
+    let engine = engine(real_host("192.168.60.11/24"), &state, host("h1"));
+    let topology = parse(
+        "forwarding.yaml",
+        "name: fwd\nhosts:\n  h1: { underlay: 192.168.60.11/24, forwarding: true }\n",
+    );
+    let forwarding = ResourceId::new("", Kind::Sysctl, "net.ipv4.ip_forward");
+    assert!(apply(&engine, &topology).succeeded());
+    assert_eq!(
+        engine.kernel().live().resources[&forwarding],
+        Resource::Sysctl { value: "1".into() }
+    );
+    assert_eq!(state.record("fwd").unwrap().replaced[&forwarding], "0");
+    let run = block_on(engine.destroy(DestroyTarget::File(&topology), false, &Quiet)).unwrap();
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    assert_eq!(
+        engine.kernel().live().resources[&forwarding],
+        Resource::Sysctl { value: "0".into() }
+    );
+    assert_eq!(state.record("fwd"), None);
+}
+
+#[test]
+fn a_failed_write_half_way_leaves_the_earlier_ones_done_and_the_next_run_finishes() {
+    let state = TempState::new("half-way");
+    let kernel = FakeKernel::new();
+    kernel.fail_write(5);
+    let engine = engine(kernel, &state, Mode::Lab);
+    let topology = topology("pod-to-pod.yaml");
+    let run = apply(&engine, &topology);
+    let (failed, _) = run.failure.as_ref().expect("the fifth write fails");
+    let writes = engine.kernel().writes();
+    assert_eq!(run.plan.changes[*failed].id, writes[4].id);
+    // What had started finished; what was done is what was written, bar
+    // the failed one; nothing else started.
+    let done = run.done.iter().filter(|done| **done).count();
+    assert_eq!(done, writes.len() - 1);
+    assert!(done < run.plan.changes.len() - 1, "new work started");
+    // The next run starts from what is there and makes exactly the rest.
+    let again = apply(&engine, &topology);
+    assert!(again.succeeded(), "{:#?}", again.unverified);
+    let rest = |changes: &[Change], done: &[bool]| {
+        let mut rest: Vec<(Action, ResourceId)> = changes
+            .iter()
+            .zip(done)
+            .filter(|(_, done)| !**done)
+            .map(|(c, _)| (c.action, c.id.clone()))
+            .collect();
+        rest.sort();
+        rest
+    };
+    let nothing_done = vec![false; again.plan.changes.len()];
+    assert_eq!(
+        rest(&again.plan.changes, &nothing_done),
+        rest(&run.plan.changes, &run.done)
+    );
 }
