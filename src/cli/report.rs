@@ -6,8 +6,7 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use crate::engine::{Execution, ObjectStatus, State};
-use crate::model::{Action, Change};
-use crate::model::{Kind, ResourceId};
+use crate::model::{Action, Change, Kind, ResourceId};
 use crate::plan::{Conflict, Plan};
 
 fn sign(action: Action) -> char {

@@ -262,9 +262,9 @@ impl KernelPort for FakeKernel {
     ) -> Result<(), KernelError> {
         // Deletions take effect at once here: anything left stays.
         let inner = self.inner();
-        let left = interfaces.iter().find(|id| {
-            let up = ResourceId::new(&id.ns, Kind::Up, id.name.clone());
-            inner.live.resources.contains_key(&up)
+        let left = interfaces.iter().find(|gone| {
+            let mut resources = inner.live.resources.keys();
+            resources.any(|id| id.ns == gone.ns && id.ifname() == Some(gone.name.as_str()))
         });
         match left {
             Some(id) => Err(KernelError {

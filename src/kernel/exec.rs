@@ -10,8 +10,7 @@ use std::io;
 use super::error::{Context, KernelError, Result};
 use super::link::{LinkChange, VethConfig, VxlanConfig};
 use super::{Kernel, addr, fdb, link, namespace_label, netns, qdisc, route, sysctl};
-use crate::model::{Action, Change};
-use crate::model::{LinkKind, Resource, ResourceId};
+use crate::model::{Action, Change, LinkKind, Resource, ResourceId};
 
 /// A result where some errnos mean "already as wanted".
 fn tolerate(result: Result<()>, already_done: &[i32]) -> Result<()> {
