@@ -8,7 +8,12 @@
 //! `README.md`, the one at the root); a path with a `/` in prose is relative
 //! to the repository root; a link or `$schema=` is relative to the file that
 //! holds it, as a markdown viewer or an editor reads it.
+//!
+//! And the command references tell the truth: the commands the tables of
+//! docs/CLI.md and README list are the ones the binary has, and what
+//! docs/CLI.md lists as not built yet, it does not have.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -321,6 +326,68 @@ fn every_citation_resolves_to_a_file_of_the_repository() {
         problems.len(),
         problems.join("\n  ")
     );
+}
+
+/// The commands a markdown table documents: rows like "| `netloom plan FILE` |".
+fn documented_commands(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("| `netloom "))
+        .filter_map(|rest| rest.split([' ', '`']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The commands `netloom --help` lists (clap's own `help` aside).
+fn built_commands() -> BTreeSet<String> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_netloom"))
+        .arg("--help")
+        .output()
+        .expect("netloom runs");
+    let help = String::from_utf8(output.stdout).expect("help is UTF-8");
+    help.lines()
+        .skip_while(|line| *line != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        // A command's line is indented by two; its wrapped description more.
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|command| *command != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_documented_commands_are_the_built_ones() {
+    let read = |path: &str| fs::read_to_string(root().join(path)).expect(path);
+    let cli = read("docs/CLI.md");
+    let (reference, not_built) = cli
+        .split_once("## Not built yet")
+        .expect("docs/CLI.md has a \"Not built yet\" section");
+    let built = built_commands();
+    assert!(built.contains("apply"), "no commands in --help: {built:?}");
+    assert_eq!(
+        documented_commands(reference),
+        built,
+        "docs/CLI.md's command table and `netloom --help` list different commands"
+    );
+    assert_eq!(
+        documented_commands(&read("README.md")),
+        built,
+        "README's command table and `netloom --help` list different commands"
+    );
+    // What is listed as not built yet must really be refused.
+    let planned: Vec<&str> = not_built
+        .lines()
+        .filter_map(|line| line.strip_prefix("- `netloom "))
+        .filter_map(|rest| rest.split([' ', '`']).next())
+        .collect();
+    assert!(planned.contains(&"watch"), "{planned:?}");
+    for command in planned {
+        assert!(
+            !built.contains(command),
+            "`{command}` is built: move it out of \"Not built yet\" in docs/CLI.md"
+        );
+    }
 }
 
 /// A throw-away repository with a few files, removed on drop.
