@@ -26,10 +26,10 @@ impl From<crate::spec::Mac> for Mac {
     }
 }
 
+/// Written as the file writes one.
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+        fmt::Display::fmt(&crate::spec::Mac(self.0), f)
     }
 }
 
@@ -42,20 +42,7 @@ impl fmt::Debug for Mac {
 impl FromStr for Mac {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let malformed = || format!("`{text}` is not a MAC address like 02:00:00:00:00:01");
-        let mut bytes = [0u8; 6];
-        let mut parts = text.split(':');
-        for byte in &mut bytes {
-            let part = parts
-                .next()
-                .filter(|p| p.len() == 2)
-                .ok_or_else(malformed)?;
-            *byte = u8::from_str_radix(part, 16).map_err(|_| malformed())?;
-        }
-        match parts.next() {
-            Some(_) => Err(malformed()),
-            None => Ok(Mac(bytes)),
-        }
+        crate::spec::parse_mac_bytes(text).map(Mac)
     }
 }
 

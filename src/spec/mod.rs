@@ -7,7 +7,7 @@
 mod scalars;
 mod spanned;
 
-pub use scalars::{Endpoint, IfaceAddr, Ip, Mac, Network, Rate, RouteDest};
+pub use scalars::{Endpoint, IfaceAddr, Ip, Mac, Network, Rate, RouteDest, parse_mac_bytes};
 pub use spanned::{Parsed, Sp, Span};
 
 use indexmap::IndexMap;

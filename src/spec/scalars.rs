@@ -122,22 +122,29 @@ impl<'de> serde::Deserialize<'de> for Mac {
     }
 }
 
+/// Six colon-separated hex bytes (`02:00:00:00:00:01`), any value: the
+/// syntax shared by the file's MACs and the kernel's.
+pub fn parse_mac_bytes(text: &str) -> Result<[u8; 6], String> {
+    let malformed = || format!("`{text}` is not a MAC address like 02:00:00:00:00:01");
+    let mut bytes = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut bytes {
+        let part = parts
+            .next()
+            .filter(|p| p.len() == 2)
+            .ok_or_else(malformed)?;
+        *byte = u8::from_str_radix(part, 16).map_err(|_| malformed())?;
+    }
+    match parts.next() {
+        Some(_) => Err(malformed()),
+        None => Ok(bytes),
+    }
+}
+
 impl FromStr for Mac {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let malformed = || format!("`{text}` is not a MAC address like 02:00:00:00:00:01");
-        let mut bytes = [0u8; 6];
-        let mut parts = text.split(':');
-        for byte in &mut bytes {
-            let part = parts.next().ok_or_else(malformed)?;
-            if part.len() != 2 {
-                return Err(malformed());
-            }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| malformed())?;
-        }
-        if parts.next().is_some() {
-            return Err(malformed());
-        }
+        let bytes = parse_mac_bytes(text)?;
         if bytes[0] & 1 == 1 {
             return Err(format!(
                 "`{text}` is a multicast address, not a unicast one"
