@@ -71,12 +71,15 @@ fn kernel_accepts_netns(name: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))
 }
 
-/// Runs `f` and fails when it takes longer than a test may.
+/// Runs `f` and fails when it hangs or blows up (an alias bomb, a quadratic
+/// rule): each case takes well under a second, so the bound is set far above
+/// that, where a loaded CI machine cannot reach it. Speed itself is measured
+/// by the benchmarks, not here.
 fn quickly<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let result = f();
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "{what} took {took:?}");
+    assert!(took < Duration::from_secs(20), "{what} took {took:?}");
     result
 }
 
