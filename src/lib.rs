@@ -26,6 +26,7 @@ pub mod load;
 pub mod logging;
 pub mod model;
 pub mod plan;
+pub mod probe;
 pub mod spec;
 pub mod state;
 pub mod validate;
