@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod load;
 pub mod logging;
 pub mod model;
+pub mod path;
 pub mod plan;
 pub mod probe;
 pub mod spec;

@@ -287,7 +287,7 @@ pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>> {
     Ok(messages.iter().map(decode_link).collect())
 }
 
-fn decode_link(message: &LinkMessage) -> Link {
+pub(super) fn decode_link(message: &LinkMessage) -> Link {
     let mut link = Link {
         index: message.header.index,
         name: String::new(),

@@ -6,6 +6,7 @@ pub mod addr;
 pub mod error;
 pub mod fdb;
 pub mod link;
+pub mod lookup;
 pub mod netlink;
 pub mod netns;
 pub mod nsid;

@@ -5,6 +5,7 @@
 
 mod change;
 pub mod expand;
+pub mod live;
 mod mac;
 mod names;
 

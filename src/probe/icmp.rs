@@ -52,8 +52,13 @@ pub struct EchoSocket {
 
 impl EchoSocket {
     /// Opens an ICMP socket towards `target` in the calling thread's
-    /// network namespace: run it on a thread inside the pod.
-    pub fn open(target: IpAddr) -> io::Result<EchoSocket> {
+    /// network namespace: run it on a thread inside the pod. Connecting it
+    /// already fails without a route.
+    pub fn open(target: IpAddr) -> Result<EchoSocket, Failure> {
+        EchoSocket::connect(target).map_err(|err| Failure::from_io(&err))
+    }
+
+    fn connect(target: IpAddr) -> io::Result<EchoSocket> {
         let (domain, protocol) = match target {
             IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4),
             IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6),

@@ -7,11 +7,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Room for the handshakes of concurrent checks towards one target.
 const BACKLOG: i32 = 128;
+/// How long a closed listener may take to be gone.
+const GONE_WITHIN: Duration = Duration::from_secs(1);
 
 /// A listening socket netloom started in a pod.
 #[derive(Debug)]
@@ -38,15 +41,23 @@ impl Listener {
 
     /// Closes the listener, then proves the port free again by binding it
     /// (in the calling thread's namespace: run it inside the target pod).
+    /// A process forked elsewhere in this one holds a copy of every
+    /// descriptor until its exec closes it (they are all close-on-exec), so
+    /// the listener may outlive the close for a moment: the proof waits up
+    /// to `GONE_WITHIN` for it.
     pub fn stop(self) -> io::Result<()> {
         let address = self.address;
         drop(self.socket);
-        match bind(address)? {
-            Some(_) => Ok(()),
-            None => Err(io::Error::other(format!(
-                "the temporary listener on {address} is still there after closing it"
-            ))),
+        let deadline = Instant::now() + GONE_WITHIN;
+        while bind(address)?.is_none() {
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "the temporary listener on {address} is still there after closing it"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
+        Ok(())
     }
 }
 
