@@ -20,6 +20,7 @@
 pub mod cli;
 pub mod diagnostics;
 pub mod engine;
+pub mod expect;
 pub mod graph;
 pub mod kernel;
 pub mod load;
