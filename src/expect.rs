@@ -181,7 +181,10 @@ expect:
         let checks = resolve(&spec(TWO_HOSTS), &Mode::Lab);
         let targets: Vec<String> = checks.iter().map(|c| c.target.to_string()).collect();
         // db: its first IPv4 address in file order, though an IPv6 one comes first.
-        assert_eq!(targets, ["10.0.1.3", "fd00::3", "10.0.0.2", "fd00::9", "192.0.2.1"]);
+        assert_eq!(
+            targets,
+            ["10.0.1.3", "fd00::3", "10.0.0.2", "fd00::9", "192.0.2.1"]
+        );
         assert_eq!(checks[0].from_ns, "web-ns");
         assert_eq!(checks[0].method, Method::Echo);
         assert_eq!(checks[1].method, Method::Tcp { port: 5432 });

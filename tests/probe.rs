@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use common::Sandbox;
+use netloom::expect::{Check, Method};
+use netloom::probe::run::{Namespaces, run_checks};
 use netloom::probe::{EchoSocket, Failure, Listener, TcpProbe, icmp::SocketKind};
 use support::{in_netns, netns_handle};
 
@@ -165,4 +167,73 @@ fn a_handshake_without_a_route_says_so() {
     };
     let target: SocketAddr = "10.99.0.1:80".parse().unwrap();
     assert_eq!(handshake(&sandbox, "left", target), Err(Failure::NoRoute));
+}
+
+/// Namespaces of the sandbox, entered by a thread of its own per job.
+struct SandboxNamespaces<'a>(&'a Sandbox);
+
+impl Namespaces for SandboxNamespaces<'_> {
+    async fn run_job<T: Send + 'static>(
+        &self,
+        ns: &str,
+        job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        in_netns(netns_handle(self.0, ns), job)
+    }
+}
+
+fn check(index: usize, to: &str, method: Method, reach: bool) -> Check {
+    Check {
+        index,
+        from: "left".to_string(),
+        from_ns: "left".to_string(),
+        to: to.to_string(),
+        target: ip(to),
+        serve_in: (to == "10.77.0.2").then(|| "right".to_string()),
+        method,
+        reach,
+    }
+}
+
+#[test]
+fn checks_run_together_with_listeners_started_and_stopped_around_them() {
+    let Some(sandbox) = two_namespaces() else {
+        return;
+    };
+    let checks = vec![
+        check(0, "10.77.0.2", Method::Echo, true),
+        check(1, "10.77.0.2", Method::Tcp { port: 7000 }, true),
+        check(2, "fd00:77::2", Method::Echo, true),
+        // Served by nobody: the handshake is refused, as it must be.
+        check(3, "fd00:77::2", Method::Tcp { port: 7000 }, false),
+        check(4, "10.99.0.1", Method::Echo, false),
+        // Must be reachable and is not: this one fails.
+        check(5, "10.99.0.1", Method::Tcp { port: 80 }, true),
+    ];
+    let started = std::time::Instant::now();
+    let outcomes = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run_checks(
+            &SandboxNamespaces(&sandbox),
+            &checks,
+            Duration::from_secs(1),
+        ))
+        .expect("the listeners were stopped");
+    let ok: Vec<bool> = outcomes.iter().map(|o| o.ok).collect();
+    assert_eq!(ok, [true, true, true, true, true, false], "{outcomes:#?}");
+    assert!(outcomes[1].listener && !outcomes[3].listener);
+    assert_eq!(outcomes[3].failure, Some(Failure::Refused));
+    assert_eq!(outcomes[5].failure, Some(Failure::NoRoute));
+    assert!(outcomes[0].latency.is_some());
+    // Concurrently: the failing checks each take the whole second.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // The listener is gone.
+    let target: SocketAddr = "10.77.0.2:7000".parse().unwrap();
+    assert_eq!(handshake(&sandbox, "left", target), Err(Failure::Refused));
 }

@@ -10,6 +10,7 @@
 
 pub mod icmp;
 pub mod listener;
+pub mod run;
 pub mod tcp;
 
 use std::fmt;
