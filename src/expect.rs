@@ -108,7 +108,7 @@ fn is_here(spec: &Topology, pod: &Pod, mode: &Mode) -> bool {
 }
 
 /// The pod's first IPv4 address in file order, else its first IPv6 one.
-fn first_address(pod: &Pod) -> Option<IpAddr> {
+pub(crate) fn first_address(pod: &Pod) -> Option<IpAddr> {
     let addresses: Vec<IpAddr> = pod
         .interfaces
         .values()

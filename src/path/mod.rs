@@ -10,6 +10,8 @@
 //! has not learnt the MAC), a VXLAN device through its fdb to the remote
 //! host's VXLAN device, until the interface that owns the next hop.
 
+mod places;
+pub mod report;
 mod walk;
 
 #[cfg(test)]
@@ -25,6 +27,7 @@ use crate::model::live::{
 };
 use crate::spec::Mac;
 
+pub use places::{WalkError, walk_for};
 pub use walk::walk;
 
 /// The kernel reads a walk needs, in namespace `ns` (`""`: the one netloom
