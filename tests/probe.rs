@@ -173,7 +173,7 @@ fn a_handshake_without_a_route_says_so() {
 struct SandboxNamespaces<'a>(&'a Sandbox);
 
 impl Namespaces for SandboxNamespaces<'_> {
-    async fn run_job<T: Send + 'static>(
+    async fn run_in<T: Send + 'static>(
         &self,
         ns: &str,
         job: impl FnOnce() -> std::io::Result<T> + Send + 'static,

@@ -14,7 +14,7 @@ use crate::expect::{Check, Method};
 /// Where probes are opened: a thread inside a named namespace (`""`: the
 /// one netloom runs in). A socket opened there stays in that namespace.
 pub trait Namespaces {
-    fn run_job<T: Send + 'static>(
+    fn run_in<T: Send + 'static>(
         &self,
         ns: &str,
         job: impl FnOnce() -> io::Result<T> + Send + 'static,
@@ -58,7 +58,7 @@ pub async fn run_checks<N: Namespaces>(
     .await;
     let mut stopped = Ok(());
     for ((ns, address), listener) in listeners {
-        let stop = namespaces.run_job(&ns, move || listener.stop()).await;
+        let stop = namespaces.run_in(&ns, move || listener.stop()).await;
         if let Err(err) = stop {
             let err = io::Error::other(format!("stop the listener on {address} in {ns}: {err}"));
             stopped = stopped.and(Err(err));
@@ -89,7 +89,7 @@ async fn start_listeners<N: Namespaces>(
             continue;
         }
         let started = namespaces
-            .run_job(&ns, move || Listener::start_unless_served(address))
+            .run_in(&ns, move || Listener::start_unless_served(address))
             .await;
         match started {
             Ok(Some(listener)) => {
@@ -136,7 +136,7 @@ async fn attempt<N: Namespaces>(
     let exchange = match check.method {
         Method::Echo => {
             let socket = namespaces
-                .run_job(&check.from_ns, move || Ok(EchoSocket::open(target)))
+                .run_in(&check.from_ns, move || Ok(EchoSocket::open(target)))
                 .await
                 .map_err(failed)??;
             tokio::task::spawn_blocking(move || socket.echo(timeout)).await
@@ -144,7 +144,7 @@ async fn attempt<N: Namespaces>(
         Method::Tcp { port } => {
             let address = SocketAddr::new(target, port);
             let probe = namespaces
-                .run_job(&check.from_ns, move || TcpProbe::open(address))
+                .run_in(&check.from_ns, move || TcpProbe::open(address))
                 .await
                 .map_err(failed)?;
             tokio::task::spawn_blocking(move || probe.handshake(timeout)).await
