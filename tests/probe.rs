@@ -237,3 +237,22 @@ fn checks_run_together_with_listeners_started_and_stopped_around_them() {
     let target: SocketAddr = "10.77.0.2:7000".parse().unwrap();
     assert_eq!(handshake(&sandbox, "left", target), Err(Failure::Refused));
 }
+
+#[test]
+fn a_router_without_a_route_is_reported_as_no_route_not_a_timeout() {
+    let Some(sandbox) = two_namespaces() else {
+        return;
+    };
+    // left sends everything to right, which forwards but has no route on.
+    sandbox.sh("ip -n left route add default via 10.77.0.2 \
+         && ip netns exec right sysctl -qw net.ipv4.ip_forward=1");
+    // The handshake fails at the first ICMP error.
+    let target: SocketAddr = "10.99.0.1:80".parse().unwrap();
+    assert_eq!(handshake(&sandbox, "left", target), Err(Failure::NoRoute));
+    let timeout = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let (_, answer) = echo(&sandbox, "left", ip("10.99.0.1"), timeout);
+    assert_eq!(answer, Err(Failure::NoRoute));
+    // The echo keeps trying until its deadline (a route may still come).
+    assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+}

@@ -15,6 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Failure;
@@ -23,10 +24,12 @@ const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
 const ECHO_REQUEST_V6: u8 = 128;
 const ECHO_REPLY_V6: u8 = 129;
-/// While no reply came, a new request (next sequence number) goes out this
-/// often: one lost to a neighbour that was being resolved, or sent before an
-/// address was usable, does not fail the check.
-const RESEND_INTERVAL: Duration = Duration::from_millis(250);
+/// While no reply came, a new request (next sequence number) goes out after
+/// this, then after twice as long each time: one lost to a neighbour that
+/// was being resolved, or sent before an address was usable, does not fail
+/// the check, and a router answering each with an ICMP error is not pushed
+/// into its rate limit (which would turn "no route" into "timed out").
+const FIRST_RESEND: Duration = Duration::from_millis(250);
 /// Large enough for any reply to our small requests, IPv4 header included.
 const RECEIVE_BUFFER: usize = 1500;
 
@@ -79,6 +82,13 @@ impl EchoSocket {
             }
             Err(err) => return Err(err),
         };
+        // Without IP_RECVERR the kernel reports to an ICMP socket only the
+        // "fatal" errors (port unreachable): a router's net or host
+        // unreachable would read as a timeout.
+        match target {
+            IpAddr::V4(_) => setsockopt(&socket, sockopt::Ipv4RecvErr, &true)?,
+            IpAddr::V6(_) => setsockopt(&socket, sockopt::Ipv6RecvErr, &true)?,
+        }
         socket.connect(&SocketAddr::new(target, 0).into())?;
         let id = match kind {
             // Connecting bound the socket: its port is the identifier the
@@ -112,6 +122,7 @@ impl EchoSocket {
         let mut sent: Vec<(u16, Instant)> = Vec::new();
         let mut last_error = None;
         let mut buffer = [0u8; RECEIVE_BUFFER];
+        let mut resend_after = FIRST_RESEND;
         while Instant::now() < deadline {
             let sequence = sent.len() as u16 + 1;
             let request = echo_request(self.target.is_ipv6(), self.id, sequence, &payload);
@@ -121,7 +132,8 @@ impl EchoSocket {
                 // usable yet right after an apply.
                 Err(err) => last_error = Some(Failure::from_io(&err)),
             }
-            let resend_at = (Instant::now() + RESEND_INTERVAL).min(deadline);
+            let resend_at = (Instant::now() + resend_after).min(deadline);
+            resend_after *= 2;
             loop {
                 let wait = resend_at.saturating_duration_since(Instant::now());
                 if wait.is_zero() {

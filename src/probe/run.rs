@@ -21,9 +21,9 @@ pub trait Namespaces {
     ) -> impl Future<Output = io::Result<T>>;
 }
 
-/// The pause between two attempts of a check whose route or address is
-/// not usable yet.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// The first pause before another attempt of a check whose route or
+/// address is not usable yet.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// What a check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,24 +103,34 @@ async fn start_listeners<N: Namespaces>(
 }
 
 /// One check, retried while its route or address is not usable yet (right
-/// after an apply), until `timeout`.
+/// after an apply), until `timeout`; the pause between attempts doubles, so
+/// a router answering each with an ICMP error is not pushed into its rate
+/// limit. A failure that says why beats a later "timed out".
 async fn run_check<N: Namespaces>(
     namespaces: &N,
     check: &Check,
     timeout: Duration,
 ) -> Result<Duration, Failure> {
     let deadline = Instant::now() + timeout;
+    let mut pause = FIRST_RETRY_PAUSE;
+    let mut reason = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let answer = attempt(namespaces, check, left).await;
-        let retry = matches!(
-            answer,
-            Err(Failure::NoRoute | Failure::Unreachable | Failure::Error(_))
-        );
-        if !retry || Instant::now() + RETRY_PAUSE >= deadline {
-            return answer;
+        match attempt(namespaces, check, left).await {
+            Ok(latency) => return Ok(latency),
+            // Not usable yet, perhaps: again while there is time.
+            Err(failure @ (Failure::NoRoute | Failure::Unreachable | Failure::Error(_)))
+                if Instant::now() + pause < deadline =>
+            {
+                reason = Some(failure);
+            }
+            Err(Failure::TimedOut) if reason.is_some() => {
+                return Err(reason.unwrap_or(Failure::TimedOut));
+            }
+            Err(failure) => return Err(failure),
         }
-        tokio::time::sleep(RETRY_PAUSE).await;
+        tokio::time::sleep(pause).await;
+        pause *= 2;
     }
 }
 
