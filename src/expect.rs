@@ -8,7 +8,8 @@
 use std::net::IpAddr;
 
 use crate::model::Mode;
-use crate::spec::{Pod, Topology};
+use crate::model::expand::pod_namespace;
+use crate::spec::{Pod, Sp, Topology};
 
 /// How reachability is proven.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +46,7 @@ pub fn resolve(spec: &Topology, mode: &Mode) -> Vec<Check> {
         .iter()
         .enumerate()
         .filter_map(|(index, expectation)| {
-            let from = expectation.from.as_str();
-            let from_pod = spec.pods.get(from)?;
+            let (from, from_pod) = spec.pods.get_key_value(expectation.from.as_str())?;
             if !is_here(spec, from_pod, mode) {
                 return None;
             }
@@ -57,7 +57,7 @@ pub fn resolve(spec: &Topology, mode: &Mode) -> Vec<Check> {
                         Some(address) => address.ok()?.0,
                         None => first_address(pod)?,
                     };
-                    (chosen, Some((name.as_str(), pod)))
+                    (chosen, Some((name, pod)))
                 }
                 None => {
                     let address: IpAddr = to.parse().ok()?;
@@ -66,11 +66,11 @@ pub fn resolve(spec: &Topology, mode: &Mode) -> Vec<Check> {
             };
             let serve_in = target_pod
                 .filter(|(_, pod)| is_here(spec, pod, mode))
-                .map(|(name, pod)| namespace(name, pod));
+                .map(|(name, pod)| pod_namespace(name, pod).to_string());
             Some(Check {
                 index,
-                from: from.to_string(),
-                from_ns: namespace(from, from_pod),
+                from: from.value.clone(),
+                from_ns: pod_namespace(from, from_pod).to_string(),
                 to: to.to_string(),
                 target,
                 serve_in,
@@ -82,13 +82,6 @@ pub fn resolve(spec: &Topology, mode: &Mode) -> Vec<Check> {
             })
         })
         .collect()
-}
-
-/// A pod's namespace: `netns`, else its name.
-pub fn namespace(name: &str, pod: &Pod) -> String {
-    pod.netns
-        .as_ref()
-        .map_or_else(|| name.to_string(), |netns| netns.value.clone())
 }
 
 /// Whether a pod runs on this machine in `mode`. Without hosts, every pod
@@ -124,17 +117,14 @@ pub(crate) fn first_address(pod: &Pod) -> Option<IpAddr> {
 }
 
 /// The pod that has `address` on one of its interfaces.
-fn pod_with_address(spec: &Topology, address: IpAddr) -> Option<(&str, &Pod)> {
-    spec.pods
-        .iter()
-        .find(|(_, pod)| {
-            pod.interfaces
-                .values()
-                .flat_map(|interface| &interface.addresses)
-                .filter_map(|a| a.ok())
-                .any(|a| a.0.addr() == address)
-        })
-        .map(|(name, pod)| (name.as_str(), pod))
+fn pod_with_address(spec: &Topology, address: IpAddr) -> Option<(&Sp<String>, &Pod)> {
+    spec.pods.iter().find(|(_, pod)| {
+        pod.interfaces
+            .values()
+            .flat_map(|interface| &interface.addresses)
+            .filter_map(|a| a.ok())
+            .any(|a| a.0.addr() == address)
+    })
 }
 
 #[cfg(test)]

@@ -18,11 +18,11 @@ use super::error::{Context, Result};
 use super::fdb::{self, FLOOD_MAC};
 use super::link::{self, LinkKind};
 use super::{Kernel, addr, namespace_label, netlink::request, nsid, sysctl};
+use crate::model::Mac;
 use crate::model::live::{
     InterfaceKind, LiveInterface, Neighbour, NeighbourState, RouteAnswer, RouteKind, RouteQuery,
     RouteRefusal,
 };
-use crate::spec::Mac;
 
 impl Kernel {
     /// The kernel's route lookup for one packet in namespace `ns`, like `ip

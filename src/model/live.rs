@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::spec::Mac;
+use super::Mac;
 
 /// One route lookup, as `ip route get DST [from SRC iif DEV]` asks it: an
 /// outgoing packet (no `iif`) or one arriving on interface `iif`.

@@ -22,10 +22,10 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::model::Mac;
 use crate::model::live::{
     LiveInterface, Neighbour, RouteAnswer, RouteKind, RouteQuery, RouteRefusal,
 };
-use crate::spec::Mac;
 
 pub use places::{WalkError, walk_for};
 pub use walk::walk;

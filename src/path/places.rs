@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::{Place, RemoteHost, Walk};
 use crate::expect;
 use crate::model::Mode;
-use crate::model::expand::underlay_namespace;
+use crate::model::expand::{pod_namespace, underlay_namespace};
 use crate::spec::Topology;
 
 /// Why a walk cannot start.
@@ -26,9 +26,9 @@ pub enum WalkError {
 /// The walk from pod `from` to `to` (a pod: its first IPv4 address, else
 /// its first IPv6 one; or an address).
 pub fn walk_for(spec: &Topology, mode: &Mode, from: &str, to: &str) -> Result<Walk, WalkError> {
-    let pod = spec
+    let (name, pod) = spec
         .pods
-        .get(from)
+        .get_key_value(from)
         .ok_or_else(|| WalkError::UnknownPod(from.to_string()))?;
     if let (Mode::Host { name, .. }, Some(host)) = (mode, &pod.host)
         && host.as_str() != name
@@ -47,7 +47,7 @@ pub fn walk_for(spec: &Topology, mode: &Mode, from: &str, to: &str) -> Result<Wa
             .map_err(|_| WalkError::UnknownTarget(to.to_string()))?,
     };
     Ok(Walk {
-        from: expect::namespace(from, pod),
+        from: pod_namespace(name, pod).to_string(),
         to: target,
         places: places(spec, mode),
         remote_hosts: remote_hosts(spec, mode),
@@ -88,7 +88,7 @@ fn places(spec: &Topology, mode: &Mode) -> Vec<Place> {
             _ => true,
         };
         if here {
-            places.push(place(expect::namespace(name, pod), name));
+            places.push(place(pod_namespace(name, pod).to_string(), name));
         }
     }
     places

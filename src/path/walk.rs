@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::{Death, End, Hop, PathKernel, PathReport, Walk};
+use crate::model::Mac;
 use crate::model::live::{
     InterfaceKind, LiveInterface, Neighbour, NeighbourState, RouteAnswer, RouteKind, RouteQuery,
     RouteRefusal,
 };
-use crate::spec::Mac;
 
 /// More routed hops than any topology has: the packet loops.
 const MAX_ROUTED_HOPS: usize = 32;
