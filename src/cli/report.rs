@@ -251,6 +251,36 @@ fn state_name(state: State) -> &'static str {
     }
 }
 
+/// One object's status: `drifted  route ns/... : file X, kernel Y`.
+pub fn status_line(status: &ObjectStatus) -> String {
+    let detail = match (status.state, &status.desired, &status.live) {
+        (State::Drifted, Some(want), Some(have)) => {
+            format!(": file {}, kernel {}", want.describe(), have.describe())
+        }
+        (_, Some(want), _) => format!(": {}", want.describe()),
+        (_, None, Some(have)) => format!(": {}", have.describe()),
+        _ => String::new(),
+    };
+    format!("{:<8} {}{detail}", state_name(status.state), status.id)
+}
+
+/// One object of `status --output json`.
+pub fn status_object_json(s: &ObjectStatus) -> Value {
+    let mut value = json!({
+        "kind": s.id.kind,
+        "namespace": s.id.ns,
+        "name": object_name(&s.id),
+        "state": s.state,
+    });
+    if let Some(want) = &s.desired {
+        value["desired"] = json!(want.describe());
+    }
+    if let Some(have) = &s.live {
+        value["live"] = json!(have.describe());
+    }
+    value
+}
+
 pub fn status_text(topology: &str, statuses: &[ObjectStatus], conflicts: &[Conflict]) -> String {
     let count = |state| statuses.iter().filter(|s| s.state == state).count();
     let mut out = format!(
@@ -261,20 +291,7 @@ pub fn status_text(topology: &str, statuses: &[ObjectStatus], conflicts: &[Confl
         count(State::Extra)
     );
     for status in statuses {
-        let detail = match (status.state, &status.desired, &status.live) {
-            (State::Drifted, Some(want), Some(have)) => {
-                format!(": file {}, kernel {}", want.describe(), have.describe())
-            }
-            (_, Some(want), _) => format!(": {}", want.describe()),
-            (_, None, Some(have)) => format!(": {}", have.describe()),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "  {:<8} {}{detail}",
-            state_name(status.state),
-            status.id
-        );
+        let _ = writeln!(out, "  {}", status_line(status));
     }
     for conflict in conflicts {
         let _ = writeln!(out, "  conflict {}", conflict.message());
@@ -283,24 +300,7 @@ pub fn status_text(topology: &str, statuses: &[ObjectStatus], conflicts: &[Confl
 }
 
 pub fn status_json(topology: &str, statuses: &[ObjectStatus], conflicts: &[Conflict]) -> Value {
-    let objects: Vec<Value> = statuses
-        .iter()
-        .map(|s| {
-            let mut value = json!({
-                "kind": s.id.kind,
-                "namespace": s.id.ns,
-                "name": object_name(&s.id),
-                "state": s.state,
-            });
-            if let Some(want) = &s.desired {
-                value["desired"] = json!(want.describe());
-            }
-            if let Some(have) = &s.live {
-                value["live"] = json!(have.describe());
-            }
-            value
-        })
-        .collect();
+    let objects: Vec<Value> = statuses.iter().map(status_object_json).collect();
     json!({
         "version": 1,
         "topology": topology,

@@ -9,16 +9,21 @@
 //! - `host`: host-mode checks
 //! - `destroy`: the destroy goal and its restore set
 //! - `status`: object-by-object classification
+//! - `check`: the file's expectations, with real traffic
+//! - `path`: a packet's walk through the live kernel
 
+mod check;
 mod destroy;
 pub mod fake;
 mod host;
+mod path;
 mod port;
 mod reconcile;
 mod scheduler;
 mod status;
 
 pub use destroy::DestroyTarget;
+pub use path::{PathProbe, PathRun};
 pub use port::KernelPort;
 pub use scheduler::{Outcome, Progress};
 pub use status::{ObjectStatus, State, object_statuses};
@@ -44,6 +49,11 @@ pub enum EngineError {
     Cycle(#[from] Cycle),
     #[error("host `{0}` is not in the file")]
     UnknownHost(String),
+    #[error(transparent)]
+    Path(#[from] crate::path::WalkError),
+    /// A temporary listener of `check` could not be stopped.
+    #[error("{0}")]
+    Listener(std::io::Error),
     #[error(
         "this machine is not host `{host}` of the file: its underlay should be {wanted}, but {found} (the underlay is never changed; check --host)"
     )]
