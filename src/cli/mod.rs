@@ -4,12 +4,14 @@
 //! (from `exit`, the only place that names one).
 
 mod apply;
+mod check;
 mod completions;
 mod destroy;
 mod error;
 mod exec;
 pub mod exit;
 mod graph;
+mod path;
 mod plan;
 mod progress;
 pub mod report;
@@ -92,6 +94,44 @@ pub enum Command {
         /// Print the plan, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Then run the file's `expect` list (exit 1 if one fails).
+        #[arg(long, conflicts_with = "dry_run")]
+        check: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Run the file's `expect` list with real traffic from inside the pods.
+    Check {
+        /// The topology file (`-` reads standard input).
+        file: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Seconds each check may take.
+        #[arg(long, default_value_t = DEFAULT_CHECK_TIMEOUT, value_parser = seconds)]
+        timeout: f64,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Walk a packet from pod FROM to TO (a pod or an address) through the
+    /// live kernel, hop by hop.
+    Path {
+        /// The topology file (`-` reads standard input).
+        file: String,
+        /// The pod the packet starts in.
+        from: String,
+        /// A pod (its first IPv4 address, else its first IPv6 one) or an address.
+        to: String,
+        /// With --probe: a TCP handshake on this port instead of an ICMP echo.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        /// Also send one real packet and say whether it agrees with the walk.
+        #[arg(long)]
+        probe: bool,
+        /// Seconds the probe may take.
+        #[arg(long, default_value_t = DEFAULT_CHECK_TIMEOUT, value_parser = seconds)]
+        timeout: f64,
+        #[command(flatten)]
+        kernel: KernelArgs,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -169,6 +209,24 @@ pub enum GraphFormat {
     Mermaid,
 }
 
+/// How long one check (or a `path --probe`) may take, in seconds.
+const DEFAULT_CHECK_TIMEOUT: f64 = 3.0;
+
+/// The time each expectation of `apply --check` may take.
+fn check_timeout() -> Duration {
+    Duration::from_secs_f64(DEFAULT_CHECK_TIMEOUT)
+}
+
+/// A positive number of seconds, at most an hour.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 3600.0 => Ok(seconds),
+        _ => Err(format!(
+            "`{text}` is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
 /// Parses the arguments; a usage error exits 64, help and version 0.
 pub fn parse() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|err| {
@@ -197,8 +255,34 @@ pub fn run(cli: Cli) -> ExitCode {
             kernel,
             adopt,
             dry_run,
+            check,
             output,
-        } => apply::run(&file, &kernel, adopt, dry_run, output),
+        } => apply::run(&file, &kernel, adopt, dry_run, check, output),
+        Command::Check {
+            file,
+            kernel,
+            timeout,
+            output,
+        } => check::run(&file, &kernel, Duration::from_secs_f64(timeout), output),
+        Command::Path {
+            file,
+            from,
+            to,
+            port,
+            probe,
+            timeout,
+            kernel,
+            output,
+        } => {
+            let args = path::PathArgs {
+                from: &from,
+                to: &to,
+                port,
+                probe,
+                timeout: Duration::from_secs_f64(timeout),
+            };
+            path::run(&file, &args, &kernel, output)
+        }
         Command::Destroy {
             file,
             name,
