@@ -14,6 +14,9 @@
 //! - `plan`: Desired vs Observed -> an ordered plan and its conflicts
 //! - `state`: the state dir (lock, records, journals)
 //! - `kernel`: the real kernel over rtnetlink
+//! - `expect`, `probe`: the file's expectations and the real traffic that
+//!   checks them (`check`)
+//! - `path`: a packet's walk through the live kernel's reads (`path`)
 //! - `engine`: reconcile, scheduler and the rest over `engine::KernelPort`
 //! - `cli`: one file per command; `main.rs` only calls `cli::run`
 
