@@ -29,3 +29,4 @@ pub mod plan;
 pub mod spec;
 pub mod state;
 pub mod validate;
+pub mod watch;

@@ -1,0 +1,4 @@
+//! `netloom watch`: keep the kernel matching the file for as long as it
+//! runs. `files` says when the topology file has new content.
+
+pub mod files;
