@@ -1,4 +1,6 @@
 //! `netloom watch`: keep the kernel matching the file for as long as it
-//! runs. `files` says when the topology file has new content.
+//! runs. `files` says when the topology file has new content, `metrics`
+//! serves what the loop did.
 
 pub mod files;
+pub mod metrics;
