@@ -18,6 +18,8 @@ use crate::state::{Record, Records};
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Goal {
     Apply,
+    /// Apply within some namespaces only (`watch` repairing drift there).
+    Repair,
     Destroy,
 }
 
@@ -32,6 +34,9 @@ impl Run {
     fn settle(&self, record: &mut Record, desired: &Desired) {
         match self.goal {
             Goal::Apply => record.settle(desired),
+            // Only part of the file was looked at: what the record says of
+            // the rest stays, and the part repaired is what it was.
+            Goal::Repair => {}
             // Everything is gone and every replaced value restored.
             Goal::Destroy => *record = Record::new(&record.topology),
         }
@@ -51,7 +56,29 @@ impl<K: KernelPort> Engine<K> {
             goal: Goal::Apply,
             dry_run,
         };
-        self.reconcile(desired, Scope::default(), run, progress)
+        self.reconcile(desired, Scope::default(), None, run, progress)
+            .await
+    }
+
+    /// Applies the file within `namespaces` only: observes just them and
+    /// plans just what in them differs, so that repairing drift costs what
+    /// the drift touches, not what the topology holds.
+    pub(super) async fn reconcile_repair(
+        &self,
+        topology: &Topology,
+        namespaces: &BTreeSet<String>,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        let _lock = self.state.lock(self.options.lock_timeout)?;
+        let mut desired = self.desired(topology).await?;
+        desired
+            .resources
+            .retain(|id, _| namespaces.contains(&id.ns));
+        let run = Run {
+            goal: Goal::Repair,
+            dry_run: false,
+        };
+        self.reconcile(desired, Scope::default(), Some(namespaces), run, progress)
             .await
     }
 
@@ -84,17 +111,22 @@ impl<K: KernelPort> Engine<K> {
             goal: Goal::Destroy,
             dry_run,
         };
-        self.reconcile(desired, scope, run, progress).await
+        self.reconcile(desired, scope, None, run, progress).await
     }
 
-    /// Observes what a topology's plan needs and diffs.
+    /// Observes what a topology's plan needs (`within` these namespaces
+    /// only, if given) and diffs.
     pub(super) async fn snapshot(
         &self,
         desired: Desired,
         records: Records,
         extra: Scope,
+        within: Option<&BTreeSet<String>>,
     ) -> Result<Snapshot, EngineError> {
-        let scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        let mut scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        if let Some(within) = within {
+            scope.namespaces.retain(|ns, _| within.contains(ns));
+        }
         let started = Instant::now();
         let observed = self.kernel.observe(&scope).await?;
         tracing::info!(
@@ -129,6 +161,7 @@ impl<K: KernelPort> Engine<K> {
         &self,
         desired: Desired,
         extra_scope: Scope,
+        within: Option<&BTreeSet<String>>,
         run: Run,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
@@ -152,7 +185,9 @@ impl<K: KernelPort> Engine<K> {
                 }
             }
         }
-        let snapshot = self.snapshot(desired, records, extra_scope.clone()).await?;
+        let snapshot = self
+            .snapshot(desired, records, extra_scope.clone(), within)
+            .await?;
         let plan = snapshot.plan.clone();
         let mut execution = Execution {
             done: vec![false; plan.changes.len()],
@@ -200,7 +235,7 @@ impl<K: KernelPort> Engine<K> {
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
             let again = self
-                .snapshot(snapshot.desired, records, extra_scope)
+                .snapshot(snapshot.desired, records, extra_scope, within)
                 .await?;
             if again.plan.is_empty() && again.plan.conflicts.is_empty() {
                 run.settle(&mut record, &again.desired);
