@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::destroy::{DestroyTarget, restore_set};
 use super::{Engine, EngineError, Execution, KernelPort, Progress, Snapshot, scheduler};
 use crate::kernel::Scope;
-use crate::model::{Desired, Kind};
+use crate::model::{Desired, Kind, LinkKind, Resource, ResourceId};
 use crate::plan::{self, Context};
 use crate::spec::Topology;
 use crate::state::{Record, Records};
@@ -71,14 +71,15 @@ impl<K: KernelPort> Engine<K> {
     ) -> Result<Execution, EngineError> {
         let _lock = self.state.lock(self.options.lock_timeout)?;
         let mut desired = self.desired(topology).await?;
+        let part = Part::of(&desired, namespaces);
         desired
             .resources
-            .retain(|id, _| namespaces.contains(&id.ns));
+            .retain(|id, _| part.namespaces.contains(&id.ns) && !part.outside.contains(id));
         let run = Run {
             goal: Goal::Repair,
             dry_run: false,
         };
-        self.reconcile(desired, Scope::default(), Some(namespaces), run, progress)
+        self.reconcile(desired, Scope::default(), Some(&part), run, progress)
             .await
     }
 
@@ -114,21 +115,32 @@ impl<K: KernelPort> Engine<K> {
         self.reconcile(desired, scope, None, run, progress).await
     }
 
-    /// Observes what a topology's plan needs (`within` these namespaces
-    /// only, if given) and diffs.
+    /// Observes what a topology's plan needs (only `part` of it, if given)
+    /// and diffs.
     pub(super) async fn snapshot(
         &self,
         desired: Desired,
         records: Records,
         extra: Scope,
-        within: Option<&BTreeSet<String>>,
+        part: Option<&Part>,
     ) -> Result<Snapshot, EngineError> {
         let mut scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
-        if let Some(within) = within {
-            scope.namespaces.retain(|ns, _| within.contains(ns));
+        if let Some(part) = part {
+            scope
+                .namespaces
+                .retain(|ns, _| part.namespaces.contains(ns));
         }
         let started = Instant::now();
-        let observed = self.kernel.observe(&scope).await?;
+        let mut observed = self.kernel.observe(&scope).await?;
+        if let Some(part) = part {
+            // Seen from one side only, such a veth looks like a stranger.
+            observed
+                .resources
+                .retain(|id, _| !part.outside.contains(id));
+            observed
+                .route_protocols
+                .retain(|id, _| !part.outside.contains(id));
+        }
         tracing::info!(
             namespaces = scope.namespaces.len(),
             objects = observed.resources.len(),
@@ -161,7 +173,7 @@ impl<K: KernelPort> Engine<K> {
         &self,
         desired: Desired,
         extra_scope: Scope,
-        within: Option<&BTreeSet<String>>,
+        part: Option<&Part>,
         run: Run,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
@@ -186,7 +198,7 @@ impl<K: KernelPort> Engine<K> {
             }
         }
         let snapshot = self
-            .snapshot(desired, records, extra_scope.clone(), within)
+            .snapshot(desired, records, extra_scope.clone(), part)
             .await?;
         let plan = snapshot.plan.clone();
         let mut execution = Execution {
@@ -235,7 +247,7 @@ impl<K: KernelPort> Engine<K> {
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
             let again = self
-                .snapshot(snapshot.desired, records, extra_scope, within)
+                .snapshot(snapshot.desired, records, extra_scope, part)
                 .await?;
             if again.plan.is_empty() && again.plan.conflicts.is_empty() {
                 run.settle(&mut record, &again.desired);
@@ -246,6 +258,50 @@ impl<K: KernelPort> Engine<K> {
         self.state.save(&record)?;
         journal.finish()?;
         Ok(execution)
+    }
+}
+
+/// The part of a topology a repair looks at: some namespaces, and the veths
+/// that join them to each other and to their direct neighbours (a veth is
+/// one object with an end on each side). Veths that leave the part are
+/// `outside`: from one end, their other end cannot be seen.
+pub(super) struct Part {
+    namespaces: BTreeSet<String>,
+    outside: BTreeSet<ResourceId>,
+}
+
+impl Part {
+    fn of(desired: &Desired, asked: &BTreeSet<String>) -> Part {
+        let veths = || {
+            desired
+                .resources
+                .iter()
+                .filter_map(|(id, resource)| match resource {
+                    Resource::Link(LinkKind::Veth { peer_ns, .. }) => Some((id, peer_ns)),
+                    _ => None,
+                })
+        };
+        // Neighbours only, not theirs: a shared bridge namespace would
+        // otherwise pull in every pod.
+        let mut namespaces = asked.clone();
+        for (id, peer_ns) in veths() {
+            if asked.contains(&id.ns) {
+                namespaces.insert(peer_ns.clone());
+            }
+            if asked.contains(peer_ns) {
+                namespaces.insert(id.ns.clone());
+            }
+        }
+        let outside = veths()
+            .filter(|(id, peer_ns)| {
+                !(namespaces.contains(&id.ns) && namespaces.contains(peer_ns.as_str()))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        Part {
+            namespaces,
+            outside,
+        }
     }
 }
 
@@ -274,4 +330,39 @@ fn scope_of(desired: &Desired, record: Option<&Record>) -> Scope {
         }
     }
     scope
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn veth(ns: &str, name: &str, peer_ns: &str) -> (ResourceId, Resource) {
+        let kind = LinkKind::Veth {
+            peer_ns: peer_ns.to_string(),
+            peer: "eth0".to_string(),
+        };
+        (ResourceId::new(ns, Kind::Link, name), Resource::Link(kind))
+    }
+
+    #[test]
+    fn a_part_takes_direct_veth_neighbours_only() {
+        // Pods a and b hang off this machine's namespace; c off a.
+        let desired = Desired {
+            topology: "t".to_string(),
+            resources: [
+                veth("", "veth-a", "a"),
+                veth("", "veth-b", "b"),
+                veth("a", "to-c", "c"),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let part = Part::of(&desired, &BTreeSet::from(["a".to_string()]));
+        let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
+        assert_eq!(names, ["", "a", "c"]);
+        // b's veth has an end outside: looked at from "" alone it would
+        // seem a stranger, so the repair leaves it be.
+        let outside: Vec<&str> = part.outside.iter().map(|id| id.name.as_str()).collect();
+        assert_eq!(outside, ["veth-b"]);
+    }
 }

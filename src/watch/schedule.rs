@@ -11,6 +11,8 @@ use crate::kernel::events::NamespaceChange;
 /// merge here, so they make one follow-up, never a queue of them.
 #[derive(Debug, Default)]
 pub struct Work {
+    /// The first reconcile of the watch.
+    pub start: bool,
     /// The file has new valid content.
     pub file: bool,
     /// The periodic full resync is due.
@@ -23,12 +25,12 @@ pub struct Work {
 
 impl Work {
     pub fn is_empty(&self) -> bool {
-        !self.file && !self.resync && !self.retry && self.namespaces.is_empty()
+        !self.start && !self.file && !self.resync && !self.retry && self.namespaces.is_empty()
     }
 
     /// Whether everything must be observed; otherwise only `namespaces`.
     pub fn is_full(&self) -> bool {
-        self.file || self.resync || self.retry
+        self.start || self.file || self.resync || self.retry
     }
 
     pub fn kernel_events(&mut self, changes: BTreeMap<String, NamespaceChange>) {
@@ -37,10 +39,12 @@ impl Work {
         }
     }
 
-    /// The one word a metric labels it with, by precedence: a new file
-    /// outweighs a retry, which outweighs a resync, which outweighs events.
+    /// The one word a metric labels it with, by precedence: the start, then
+    /// a new file, a retry, a resync, and events.
     pub fn reason(&self) -> &'static str {
-        if self.file {
+        if self.start {
+            "start"
+        } else if self.file {
             "file"
         } else if self.retry {
             "retry"
@@ -54,6 +58,7 @@ impl Work {
     /// Why, for the log line: `file`, `kernel event in netns a (links)`.
     pub fn describe(&self) -> String {
         let mut why: Vec<String> = [
+            (self.start, "start"),
             (self.file, "file changed"),
             (self.retry, "retry"),
             (self.resync, "resync"),
