@@ -286,6 +286,14 @@ impl Watch {
         }
         if self.scope_stale {
             self.refresh_scope().await;
+            // A namespace the file no longer has must be free to go: the
+            // socket listening there would keep it (and its veths) alive.
+            for ns in self.events.subscribed() {
+                if !self.scope.contains(&ns) {
+                    self.events.unsubscribe(&ns);
+                }
+            }
+            tokio::task::yield_now().await;
         }
         let result = if work.is_full() {
             self.engine.apply(&self.topology, false, &Silent).await
