@@ -35,3 +35,4 @@ pub mod probe;
 pub mod spec;
 pub mod state;
 pub mod validate;
+pub mod watch;

@@ -45,12 +45,19 @@ pub fn read_source(path: &str) -> Result<Arc<SourceFile>, ReadError> {
             .and_then(|file| file.take(limit).read_to_end(&mut bytes))
             .map_err(io_error)?;
     }
+    let name = if path == "-" { "<stdin>" } else { path };
+    source_from_bytes(name, bytes)
+}
+
+/// A file's content, read by someone else (`watch` reads through its own
+/// resolution of symlinks), as a source to parse: bounded and UTF-8, like
+/// `read_source`.
+pub fn source_from_bytes(name: &str, bytes: Vec<u8>) -> Result<Arc<SourceFile>, ReadError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(ReadError::TooLarge {
-            path: path.to_string(),
+            path: name.to_string(),
         });
     }
-    let name = if path == "-" { "<stdin>" } else { path };
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),

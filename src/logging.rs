@@ -1,22 +1,44 @@
 //! Logs go to stderr through tracing; `-v`/`-q` move the level.
 
 use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The target of `watch`'s one line per reconcile.
+pub const WATCH_TARGET: &str = "netloom::watch";
+
+/// How a command wants its logs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// One JSON object per line, for log shippers (`watch --log-format json`).
+    pub json: bool,
+    /// `watch`: its per-reconcile lines show at the default level too.
+    pub watch: bool,
+}
 
 /// Warnings by default; each `-v` adds a level, each `-q` removes one.
-pub fn init(verbose: u8, quiet: u8) {
+pub fn init(verbose: u8, quiet: u8, style: Style) {
     let level = match 2 + i16::from(verbose) - i16::from(quiet) {
-        ..=0 => None,
-        1 => Some(Level::ERROR),
-        2 => Some(Level::WARN),
-        3 => Some(Level::INFO),
-        4 => Some(Level::DEBUG),
-        _ => Some(Level::TRACE),
+        ..=0 => return,
+        1 => Level::ERROR,
+        2 => Level::WARN,
+        3 => Level::INFO,
+        4 => Level::DEBUG,
+        _ => Level::TRACE,
     };
-    if let Some(level) = level {
-        tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_writer(std::io::stderr)
-            .with_target(false)
-            .init();
+    let mut filter = Targets::new().with_default(level);
+    if style.watch {
+        // Levels order by verbosity: the larger is the more verbose.
+        filter = filter.with_target(WATCH_TARGET, level.max(Level::INFO));
+    }
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
+    if style.json {
+        registry.with(layer.json().flatten_event(true)).init();
+    } else {
+        registry.with(layer).init();
     }
 }

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     }
     match netloom::cli::parse() {
         Ok(cli) => {
-            netloom::logging::init(cli.verbose, cli.quiet);
+            netloom::logging::init(cli.verbose, cli.quiet, cli.log_style());
             netloom::cli::run(cli)
         }
         Err(code) => code,

@@ -19,6 +19,7 @@ mod schema;
 mod status;
 mod topology;
 mod validate;
+mod watch;
 
 pub use schema::schema_json;
 pub use topology::{TopologyError, read_topology};
@@ -172,6 +173,30 @@ pub enum Command {
         #[command(flatten)]
         kernel: KernelArgs,
     },
+    /// Apply, then keep the kernel matching the file: re-apply when it
+    /// changes, repair drift as it happens. Runs until SIGINT/SIGTERM.
+    Watch {
+        /// The topology file (a path: it is watched, through symlinks).
+        file: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Seconds between full resyncs, the safety net for changes that
+        /// send no kernel event.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        resync: u64,
+        /// Serve Prometheus metrics (/metrics) and health (/healthz) on
+        /// this address, e.g. 127.0.0.1:9211.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
+        /// Log lines as text, or as one JSON object each (for log shippers).
+        #[arg(long, value_enum, default_value_t)]
+        log_format: LogFormat,
+        /// On SIGINT/SIGTERM, destroy the topology before exiting (by
+        /// default the network stays).
+        #[arg(long)]
+        destroy_on_exit: bool,
+    },
     /// Print the JSON Schema of the topology file format.
     Schema,
     /// Print shell completions.
@@ -199,6 +224,13 @@ pub struct KernelArgs {
 pub enum Output {
     #[default]
     Human,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
     Json,
 }
 
@@ -237,6 +269,19 @@ pub fn parse() -> Result<Cli, ExitCode> {
             exit::success()
         }
     })
+}
+
+impl Cli {
+    /// How the command wants its logs (`watch` has its own flag).
+    pub fn log_style(&self) -> crate::logging::Style {
+        match &self.command {
+            Command::Watch { log_format, .. } => crate::logging::Style {
+                json: *log_format == LogFormat::Json,
+                watch: true,
+            },
+            _ => crate::logging::Style::default(),
+        }
+    }
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -301,6 +346,22 @@ pub fn run(cli: Cli) -> ExitCode {
             command,
             kernel,
         } => exec::run(&file, &pod, &command, &kernel),
+        Command::Watch {
+            file,
+            kernel,
+            resync,
+            metrics,
+            log_format: _,
+            destroy_on_exit,
+        } => watch::run(
+            watch::WatchArgs {
+                file,
+                resync: Duration::from_secs(resync),
+                metrics,
+                destroy_on_exit,
+            },
+            &kernel,
+        ),
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
     }

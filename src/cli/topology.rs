@@ -2,10 +2,11 @@
 //! or say why it cannot be used.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use super::Output;
 use super::error;
-use crate::diagnostics::Diagnostics;
+use crate::diagnostics::{Diagnostics, SourceFile};
 use crate::spec::Topology;
 use crate::{load, validate};
 
@@ -20,7 +21,11 @@ pub enum TopologyError {
 
 /// Reads, parses and validates a topology file.
 pub fn read_topology(file: &str) -> Result<Topology, TopologyError> {
-    let source = load::read_source(file)?;
+    topology_from_source(load::read_source(file)?)
+}
+
+/// Parses and validates a file already read.
+pub fn topology_from_source(source: Arc<SourceFile>) -> Result<Topology, TopologyError> {
     let topology = load::parse(&source)?;
     let problems = validate::validate(&topology);
     if problems.is_empty() {

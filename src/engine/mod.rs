@@ -28,6 +28,7 @@ pub use port::KernelPort;
 pub use scheduler::{Outcome, Progress};
 pub use status::{ObjectStatus, State, object_statuses};
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -160,7 +161,8 @@ impl<K: KernelPort> Engine<K> {
         self.releasing(async {
             let desired = self.desired(topology).await?;
             let records = self.state.records()?;
-            self.snapshot(desired, records, Default::default()).await
+            self.snapshot(desired, records, Default::default(), None)
+                .await
         })
         .await
     }
@@ -175,6 +177,24 @@ impl<K: KernelPort> Engine<K> {
     ) -> Result<Execution, EngineError> {
         self.releasing(self.reconcile_apply(topology, dry_run, progress))
             .await
+    }
+
+    /// Makes the kernel match the topology within `namespaces` only, then
+    /// verifies them: `watch` repairing drift where kernel events came from.
+    pub async fn repair(
+        &self,
+        topology: &Topology,
+        namespaces: &BTreeSet<String>,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        self.releasing(self.reconcile_repair(topology, namespaces, progress))
+            .await
+    }
+
+    /// What the topology expands to on this machine (in host mode, this
+    /// host's part), without looking at the kernel beyond the host checks.
+    pub async fn desired_of(&self, topology: &Topology) -> Result<Desired, EngineError> {
+        self.releasing(self.desired(topology)).await
     }
 
     /// Removes everything a topology owns and restores the values it

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::destroy::{DestroyTarget, restore_set};
 use super::{Engine, EngineError, Execution, KernelPort, Progress, Snapshot, scheduler};
 use crate::kernel::Scope;
-use crate::model::{Desired, Kind};
+use crate::model::{Desired, Kind, LinkKind, Resource, ResourceId};
 use crate::plan::{self, Context};
 use crate::spec::Topology;
 use crate::state::{Record, Records};
@@ -18,6 +18,8 @@ use crate::state::{Record, Records};
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Goal {
     Apply,
+    /// Apply within some namespaces only (`watch` repairing drift there).
+    Repair,
     Destroy,
 }
 
@@ -32,6 +34,9 @@ impl Run {
     fn settle(&self, record: &mut Record, desired: &Desired) {
         match self.goal {
             Goal::Apply => record.settle(desired),
+            // Only part of the file was looked at: what the record says of
+            // the rest stays, and the part repaired is what it was.
+            Goal::Repair => {}
             // Everything is gone and every replaced value restored.
             Goal::Destroy => *record = Record::new(&record.topology),
         }
@@ -51,7 +56,30 @@ impl<K: KernelPort> Engine<K> {
             goal: Goal::Apply,
             dry_run,
         };
-        self.reconcile(desired, Scope::default(), run, progress)
+        self.reconcile(desired, Scope::default(), None, run, progress)
+            .await
+    }
+
+    /// Applies the file within `namespaces` only: observes just them and
+    /// plans just what in them differs, so that repairing drift costs what
+    /// the drift touches, not what the topology holds.
+    pub(super) async fn reconcile_repair(
+        &self,
+        topology: &Topology,
+        namespaces: &BTreeSet<String>,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        let _lock = self.state.lock(self.options.lock_timeout)?;
+        let mut desired = self.desired(topology).await?;
+        let part = Part::of(&desired, namespaces);
+        desired
+            .resources
+            .retain(|id, _| part.namespaces.contains(&id.ns) && !part.outside.contains(id));
+        let run = Run {
+            goal: Goal::Repair,
+            dry_run: false,
+        };
+        self.reconcile(desired, Scope::default(), Some(&part), run, progress)
             .await
     }
 
@@ -84,19 +112,35 @@ impl<K: KernelPort> Engine<K> {
             goal: Goal::Destroy,
             dry_run,
         };
-        self.reconcile(desired, scope, run, progress).await
+        self.reconcile(desired, scope, None, run, progress).await
     }
 
-    /// Observes what a topology's plan needs and diffs.
+    /// Observes what a topology's plan needs (only `part` of it, if given)
+    /// and diffs.
     pub(super) async fn snapshot(
         &self,
         desired: Desired,
         records: Records,
         extra: Scope,
+        part: Option<&Part>,
     ) -> Result<Snapshot, EngineError> {
-        let scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        let mut scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        if let Some(part) = part {
+            scope
+                .namespaces
+                .retain(|ns, _| part.namespaces.contains(ns));
+        }
         let started = Instant::now();
-        let observed = self.kernel.observe(&scope).await?;
+        let mut observed = self.kernel.observe(&scope).await?;
+        if let Some(part) = part {
+            // Seen from one side only, such a veth looks like a stranger.
+            observed
+                .resources
+                .retain(|id, _| !part.outside.contains(id));
+            observed
+                .route_protocols
+                .retain(|id, _| !part.outside.contains(id));
+        }
         tracing::info!(
             namespaces = scope.namespaces.len(),
             objects = observed.resources.len(),
@@ -129,6 +173,7 @@ impl<K: KernelPort> Engine<K> {
         &self,
         desired: Desired,
         extra_scope: Scope,
+        part: Option<&Part>,
         run: Run,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
@@ -152,7 +197,9 @@ impl<K: KernelPort> Engine<K> {
                 }
             }
         }
-        let snapshot = self.snapshot(desired, records, extra_scope.clone()).await?;
+        let snapshot = self
+            .snapshot(desired, records, extra_scope.clone(), part)
+            .await?;
         let plan = snapshot.plan.clone();
         let mut execution = Execution {
             done: vec![false; plan.changes.len()],
@@ -200,7 +247,7 @@ impl<K: KernelPort> Engine<K> {
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
             let again = self
-                .snapshot(snapshot.desired, records, extra_scope)
+                .snapshot(snapshot.desired, records, extra_scope, part)
                 .await?;
             if again.plan.is_empty() && again.plan.conflicts.is_empty() {
                 run.settle(&mut record, &again.desired);
@@ -211,6 +258,50 @@ impl<K: KernelPort> Engine<K> {
         self.state.save(&record)?;
         journal.finish()?;
         Ok(execution)
+    }
+}
+
+/// The part of a topology a repair looks at: some namespaces, and the veths
+/// that join them to each other and to their direct neighbours (a veth is
+/// one object with an end on each side). Veths that leave the part are
+/// `outside`: from one end, their other end cannot be seen.
+pub(super) struct Part {
+    namespaces: BTreeSet<String>,
+    outside: BTreeSet<ResourceId>,
+}
+
+impl Part {
+    fn of(desired: &Desired, asked: &BTreeSet<String>) -> Part {
+        let veths = || {
+            desired
+                .resources
+                .iter()
+                .filter_map(|(id, resource)| match resource {
+                    Resource::Link(LinkKind::Veth { peer_ns, .. }) => Some((id, peer_ns)),
+                    _ => None,
+                })
+        };
+        // Neighbours only, not theirs: a shared bridge namespace would
+        // otherwise pull in every pod.
+        let mut namespaces = asked.clone();
+        for (id, peer_ns) in veths() {
+            if asked.contains(&id.ns) {
+                namespaces.insert(peer_ns.clone());
+            }
+            if asked.contains(peer_ns) {
+                namespaces.insert(id.ns.clone());
+            }
+        }
+        let outside = veths()
+            .filter(|(id, peer_ns)| {
+                !(namespaces.contains(&id.ns) && namespaces.contains(peer_ns.as_str()))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        Part {
+            namespaces,
+            outside,
+        }
     }
 }
 
@@ -239,4 +330,39 @@ fn scope_of(desired: &Desired, record: Option<&Record>) -> Scope {
         }
     }
     scope
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn veth(ns: &str, name: &str, peer_ns: &str) -> (ResourceId, Resource) {
+        let kind = LinkKind::Veth {
+            peer_ns: peer_ns.to_string(),
+            peer: "eth0".to_string(),
+        };
+        (ResourceId::new(ns, Kind::Link, name), Resource::Link(kind))
+    }
+
+    #[test]
+    fn a_part_takes_direct_veth_neighbours_only() {
+        // Pods a and b hang off this machine's namespace; c off a.
+        let desired = Desired {
+            topology: "t".to_string(),
+            resources: [
+                veth("", "veth-a", "a"),
+                veth("", "veth-b", "b"),
+                veth("a", "to-c", "c"),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let part = Part::of(&desired, &BTreeSet::from(["a".to_string()]));
+        let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
+        assert_eq!(names, ["", "a", "c"]);
+        // b's veth has an end outside: looked at from "" alone it would
+        // seem a stranger, so the repair leaves it be.
+        let outside: Vec<&str> = part.outside.iter().map(|id| id.name.as_str()).collect();
+        assert_eq!(outside, ["veth-b"]);
+    }
 }

@@ -1,5 +1,6 @@
 //! The engine against the in-memory kernel: no root, no netlink.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -413,4 +414,48 @@ fn a_failed_write_half_way_leaves_the_earlier_ones_done_and_the_next_run_finishe
         rest(&again.plan.changes, &nothing_done),
         rest(&run.plan.changes, &run.done)
     );
+}
+
+#[test]
+fn a_repair_looks_only_at_its_namespaces_and_mends_what_drifted_there() {
+    let state = TempState::new("repair");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    // Three pods on one bridge in this machine's namespace.
+    let topology = topology("expectations.yaml");
+    apply(&engine, &topology);
+    let record = state.record(&topology.name);
+    // Drift: a pod's address vanishes, as `ip addr flush` would make it.
+    let (id, address) = engine
+        .kernel()
+        .live()
+        .resources
+        .into_iter()
+        .find(|(id, _)| id.kind == Kind::Address && id.ns == "exp-client")
+        .expect("the client has addresses");
+    let flush = Change {
+        action: Action::Delete,
+        id: id.clone(),
+        from: Some(address),
+        to: None,
+        takes_along: Vec::new(),
+    };
+    block_on(engine.kernel().execute(&flush)).unwrap();
+    let writes = engine.kernel().writes().len();
+
+    // Another pod is in order, and so is the bridge's side it is joined
+    // to: nothing to do there, nothing written.
+    let elsewhere = BTreeSet::from(["exp-server".to_string()]);
+    let run = block_on(engine.repair(&topology, &elsewhere, &Quiet)).unwrap();
+    assert!(run.succeeded() && run.plan.is_empty(), "{:?}", run.plan);
+    assert_eq!(engine.kernel().writes().len(), writes);
+
+    // Where it drifted, exactly the address comes back, and the record
+    // (which describes the whole topology) is left as it was.
+    let run = block_on(engine.repair(&topology, &BTreeSet::from([id.ns.clone()]), &Quiet)).unwrap();
+    assert!(run.succeeded());
+    let planned: Vec<_> = run.plan.changes.iter().map(|c| (c.action, &c.id)).collect();
+    assert_eq!(planned, [(Action::Create, &id)]);
+    assert_eq!(engine.kernel().writes().len(), writes + 1);
+    assert_eq!(state.record(&topology.name), record);
+    assert!(apply(&engine, &topology).plan.is_empty());
 }

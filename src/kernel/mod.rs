@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod events;
 pub mod fdb;
 pub mod link;
 pub mod lookup;
