@@ -102,7 +102,7 @@ impl Picture {
             if let Some(underlay) = host.underlay.as_ref().and_then(|u| u.ok()) {
                 let label = format!("{} {}", underlay_interface(host), underlay.0);
                 if underlay_switch {
-                    picture.edge(&id, "underlay", label, false);
+                    picture.edge("underlay", &id, label, false);
                 } else {
                     picture.nodes.last_mut().expect("just added").label += &format!("\n{label}");
                 }
@@ -144,7 +144,7 @@ impl Picture {
             for (ifname, settings) in &pod.interfaces {
                 if let Some(bridge) = &settings.bridge {
                     let label = end_label(ifname, Some(settings));
-                    picture.edge(&id, &format!("bridge:{bridge}"), label, false);
+                    picture.edge(&format!("bridge:{bridge}"), &id, label, false);
                 }
             }
         }
@@ -187,7 +187,7 @@ impl Picture {
             let label = format!("overlay {name}\nVXLAN vni {}", overlay.vni.value);
             picture.node(&id, label, None, "octagon");
             for member in members {
-                picture.edge(&member, &id, name.value.clone(), true);
+                picture.edge(&id, &member, name.value.clone(), true);
             }
         }
         picture
@@ -316,17 +316,23 @@ impl Picture {
                 }
                 _ => node.label.clone(),
             };
-            let shape = if node.shape == "ellipse" {
-                "ellipse"
-            } else {
-                "box"
+            // layout-rs draws boxes and ellipses; colour tells the rest apart.
+            let (shape, fill) = match node.shape {
+                "ellipse" => ("ellipse", "#fff4c2"),
+                "box" => ("box", "#d7e8fa"),
+                "box3d" => ("box", "#e4e4e4"),
+                _ => ("box", "#d9f2d0"),
             };
-            let _ = writeln!(dot, "  n{i} [label={}, shape={shape}];", dot_string(&label));
+            let _ = writeln!(
+                dot,
+                "  n{i} [label={}, shape={shape}, style=filled, fillcolor=\"{fill}\"];",
+                dot_string(&label)
+            );
         }
         for edge in &self.edges {
             let _ = writeln!(
                 dot,
-                "  {} -> {} [label={}{}];",
+                "  {} -- {} [label={}{}];",
                 self.key(&edge.from),
                 self.key(&edge.to),
                 dot_string(&edge.label),
