@@ -170,6 +170,9 @@ pub enum Command {
         file: String,
         #[command(flatten)]
         kernel: KernelArgs,
+        /// List every object, in sync or not (default: only what differs).
+        #[arg(long)]
+        all: bool,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -346,8 +349,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status {
             file,
             kernel,
+            all,
             output,
-        } => status::run(&file, &kernel, output),
+        } => status::run(&file, &kernel, all, output),
         Command::Exec {
             file,
             pod,

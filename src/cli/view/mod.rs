@@ -5,12 +5,13 @@
 
 pub mod objects;
 pub mod picture;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::io::IsTerminal;
 
-use crate::model::{Action, Change, Kind, LinkKind, Resource};
+use crate::model::{Action, Change, Kind, LinkKind, Resource, ResourceId};
 use crate::plan::Plan;
 pub use objects::{Object, Owners, namespace_words};
 
@@ -53,15 +54,16 @@ struct Group<'a> {
 }
 
 impl Group<'_> {
-    /// Made or removed as a whole when every change does the same;
-    /// otherwise changed.
+    /// Made or removed as a whole when every change does the same and
+    /// one of them is its namespace or an interface; otherwise changed.
     fn action(&self) -> Action {
         let first = self.changes[0].action;
-        if self.changes.iter().all(|c| c.action == first) {
-            first
-        } else {
-            Action::Update
-        }
+        let same = self.changes.iter().all(|c| c.action == first);
+        let whole = self
+            .changes
+            .iter()
+            .any(|c| matches!(c.id.kind, Kind::Namespace | Kind::Link));
+        if same && whole { first } else { Action::Update }
     }
 }
 
@@ -123,26 +125,24 @@ fn worth_a_line(
     !(whole.contains(&of_interface) || whole.contains(&of_namespace))
 }
 
-/// One change in the file's words: `address eth0 10.0.0.2/24`,
-/// `route default via 10.0.0.1`, `mtu eth0: 1500 -> 9000`.
-fn detail(change: &Change) -> String {
-    let value = |resource: &Resource| match resource {
-        Resource::Route(_) => {
-            let text = resource.describe();
-            let text = text
-                .strip_prefix("0.0.0.0/0")
-                .or_else(|| text.strip_prefix("::/0"))
-                .map_or(text.clone(), |rest| format!("default{rest}"));
-            text.trim_end_matches(" metric 0").to_string()
-        }
-        other => other.describe(),
-    };
-    let values = match (&change.from, &change.to) {
-        (Some(from), Some(to)) => format!("{} -> {}", value(from), value(to)),
-        (Some(only), None) | (None, Some(only)) => value(only),
-        (None, None) => String::new(),
-    };
-    let id = &change.id;
+/// A value in the file's words: a default route is `default`, the
+/// kernel's default metric goes unsaid.
+pub(super) fn value_words(resource: &Resource) -> String {
+    let text = resource.describe();
+    if !matches!(resource, Resource::Route(_)) {
+        return text;
+    }
+    let text = text
+        .strip_prefix("0.0.0.0/0")
+        .or_else(|| text.strip_prefix("::/0"))
+        .map_or(text.clone(), |rest| format!("default{rest}"));
+    text.trim_end_matches(" metric 0").to_string()
+}
+
+/// A kernel object and its value(s) in the file's words:
+/// `address eth0 10.0.0.2/24`, `route default via 10.0.0.1`,
+/// `mtu eth0: 1500 -> 9000`.
+pub(super) fn object_words(id: &ResourceId, values: &str) -> String {
     match id.kind {
         Kind::Route => format!("route {values}"),
         Kind::Sysctl => format!("sysctl {} = {values}", id.name),
@@ -152,6 +152,15 @@ fn detail(change: &Change) -> String {
         Kind::Link => format!("interface {}: {values}", id.name),
         kind => format!("{kind} {}: {values}", id.name),
     }
+}
+
+fn detail(change: &Change) -> String {
+    let values = match (&change.from, &change.to) {
+        (Some(from), Some(to)) => format!("{} -> {}", value_words(from), value_words(to)),
+        (Some(only), None) | (None, Some(only)) => value_words(only),
+        (None, None) => String::new(),
+    };
+    object_words(&change.id, &values)
 }
 
 /// The header words after an object: where it lives.
