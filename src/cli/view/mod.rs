@@ -267,15 +267,13 @@ pub fn applied_text(
         .filter(|(_, d)| **d)
         .map(|(c, _)| c);
     let (body, counts) = grouped_changes(made, &plan.changes, owners, style);
-    format!(
-        "{topology}:\n{body}\n{}: {} created, {} changed, {} deleted\n",
-        if verb == "destroy" {
-            "Destroyed"
-        } else {
-            "Applied"
-        },
-        counts.create,
-        counts.change,
-        counts.delete
-    )
+    let summary = if verb == "destroy" {
+        format!("Destroyed: {} deleted", counts.delete)
+    } else {
+        format!(
+            "Applied: {} created, {} changed, {} deleted",
+            counts.create, counts.change, counts.delete
+        )
+    };
+    format!("{topology}:\n{body}\n{summary}\n")
 }
