@@ -155,3 +155,15 @@ fn drift_is_shown_under_its_pod_and_the_table_says_drifted() {
         "{objects}"
     );
 }
+
+#[test]
+fn readme_pictures_are_the_real_output() {
+    for (file, svg) in [(SEED, "docs/seed.svg"), (LAB3, "docs/lab3.svg")] {
+        let committed =
+            std::fs::read_to_string(root().join(svg)).expect("the picture is committed");
+        assert!(
+            committed == stdout_of(&["graph", "--format", "svg", file]),
+            "{svg} is stale; regenerate it with `cargo run -q -- graph --format svg {file} > {svg}`"
+        );
+    }
+}
