@@ -61,7 +61,15 @@ fn graph_svg_of_the_lab_names_every_host_bridge_and_pod() {
         .collect::<Vec<_>>()
         .join("\n");
     for name in [
-        "node1", "node2", "node3", "br-node1", "br-node2", "br-node3", "pod1", "pod2", "pod3",
+        "red",
+        "green",
+        "blue",
+        "red-br",
+        "green-br",
+        "blue-br",
+        "red-pod",
+        "green-pod",
+        "blue-pod",
         "underlay",
     ] {
         assert!(
