@@ -284,13 +284,13 @@ fn schema_is_a_json_schema_and_matches_the_committed_one() {
 
 #[test]
 fn graph_of_the_seed_has_its_objects() {
-    let dot = stdout_of(&["graph", SEED]);
+    let dot = stdout_of(&["graph", "--objects", SEED]);
     assert_eq!(
         dot,
-        stdout_of(&["graph", "--format", "dot", SEED]),
+        stdout_of(&["graph", "--objects", "--format", "dot", SEED]),
         "dot is the default"
     );
-    let mermaid = stdout_of(&["graph", "--format", "mermaid", SEED]);
+    let mermaid = stdout_of(&["graph", "--objects", "--format", "mermaid", SEED]);
     for label in [
         "this machine's namespace",
         "netns test",
@@ -316,7 +316,7 @@ fn graph_of_the_seed_has_its_objects() {
 
 #[test]
 fn graph_is_deterministic() {
-    for format in ["dot", "mermaid"] {
+    for format in ["dot", "mermaid", "svg"] {
         for file in [
             SEED,
             "topologies/k8s-host-gw.yaml",
@@ -333,14 +333,14 @@ fn graph_is_deterministic() {
 fn graph_reads_standard_input() {
     let text = std::fs::read_to_string(root().join(SEED)).unwrap();
     let out = netloom()
-        .args(["graph", "--format", "mermaid", "-"])
+        .args(["graph", "--objects", "--format", "mermaid", "-"])
         .write_stdin(text)
         .assert()
         .success();
     let from_stdin = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert_eq!(
         from_stdin,
-        stdout_of(&["graph", "--format", "mermaid", SEED])
+        stdout_of(&["graph", "--objects", "--format", "mermaid", SEED])
     );
 }
 
@@ -358,7 +358,7 @@ fn graph_of_an_invalid_file_exits_1() {
 fn graph_mermaid_of_the_seed() {
     insta::assert_snapshot!(
         "graph_mermaid_seed",
-        stdout_of(&["graph", "--format", "mermaid", SEED])
+        stdout_of(&["graph", "--objects", "--format", "mermaid", SEED])
     );
 }
 
@@ -372,7 +372,7 @@ fn readme_shows_the_seed_graph() {
         .expect("README.md has a ```mermaid block")
         + "```mermaid\n".len();
     let end = start + readme[start..].find("```").expect("the block is closed");
-    let generated = stdout_of(&["graph", "--format", "mermaid", SEED]);
+    let generated = stdout_of(&["graph", "--objects", "--format", "mermaid", SEED]);
     assert!(
         readme[start..end] == generated,
         "README.md's mermaid block is stale; replace it with the output of \

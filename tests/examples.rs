@@ -102,12 +102,12 @@ fn every_file_validates() {
 #[test]
 fn every_file_graphs_in_both_formats() {
     for file in topology_files() {
-        let dot = run_ok(&["graph", "--format", "dot", &file]);
+        let dot = run_ok(&["graph", "--objects", "--format", "dot", &file]);
         assert!(
             dot.starts_with("digraph") && dot.contains("->"),
             "{file}: not a DOT graph with edges:\n{dot}"
         );
-        let mermaid = run_ok(&["graph", "--format", "mermaid", &file]);
+        let mermaid = run_ok(&["graph", "--objects", "--format", "mermaid", &file]);
         assert!(
             mermaid.starts_with("flowchart") && mermaid.contains("-->"),
             "{file}: not a Mermaid flowchart with edges:\n{mermaid}"
@@ -121,7 +121,7 @@ fn every_host_of_a_multi_node_file_graphs_alone() {
     for file in topology_files() {
         for host in hosts(&file) {
             seen += 1;
-            let dot = run_ok(&["graph", "--host", &host, &file]);
+            let dot = run_ok(&["graph", "--objects", "--host", &host, &file]);
             assert!(dot.starts_with("digraph"), "{file} --host {host}:\n{dot}");
             assert!(
                 dot.contains("this machine's namespace"),

@@ -125,5 +125,6 @@ shipped! {
     example_vxlan => "examples/vxlan.yaml",
     topology_k8s_host_gw => "topologies/k8s-host-gw.yaml",
     topology_k8s_vxlan => "topologies/k8s-vxlan.yaml",
+    topology_lab3 => "topologies/lab3.yaml",
     topology_seed => "topologies/seed.yaml",
 }

@@ -4,17 +4,31 @@ use std::process::ExitCode;
 
 use super::progress::ProgressDisplay;
 use super::topology::topology_or_report;
-use super::{KernelArgs, Output, block_on, check, check_timeout, error, exit, plan, report};
+use super::view::{self, Owners, Style};
+use super::{
+    KernelArgs, Output, ViewArgs, block_on, check, check_timeout, error, exit, plan, report,
+};
 use crate::engine::{EngineError, Execution};
+use crate::model::Mode;
+
+/// How a changing run (`apply`, `destroy`) reports.
+#[derive(Clone, Copy, Debug)]
+pub struct RunView {
+    pub dry_run: bool,
+    /// With `--dry-run`: exit 2 when there are changes to make.
+    pub detailed_exitcode: bool,
+    pub view: ViewArgs,
+    pub output: Output,
+}
 
 pub fn run(
     file: &str,
     kernel: &KernelArgs,
     adopt: bool,
-    dry_run: bool,
     then_check: bool,
-    output: Output,
+    run_view: RunView,
 ) -> ExitCode {
+    let output = run_view.output;
     let Some(topology) = topology_or_report(file, output) else {
         return exit::failure();
     };
@@ -23,14 +37,15 @@ pub fn run(
         Ok(engine) => engine,
         Err(err) => return error::fail(&err, output),
     };
-    let result = block_on(engine.apply(&topology, dry_run, &progress));
+    let owners = Owners::new(&topology, &Mode::from_host_flag(kernel.host.clone()));
+    let result = block_on(engine.apply(&topology, run_view.dry_run, &progress));
     if !then_check {
-        return finish_run(&topology.name, "apply", result, dry_run, output);
+        return finish_run(&topology.name, "apply", result, &owners, run_view);
     }
     // `--check`: the expectations, once the apply has converged.
     let run = match result {
         Ok(run) if run.succeeded() => run,
-        other => return finish_run(&topology.name, "apply", other, dry_run, output),
+        other => return finish_run(&topology.name, "apply", other, &owners, run_view),
     };
     let outcomes = match block_on(engine.check(&topology, check_timeout())) {
         Ok(outcomes) => outcomes,
@@ -43,12 +58,35 @@ pub fn run(
             println!("{doc:#}");
         }
         Output::Human => {
-            let (out, err) = report::execution_text(&topology.name, "apply", &run);
+            let (out, err) = run_text(&topology.name, "apply", &run, &owners, run_view.view);
             print!("{out}{}", check::text(&outcomes));
             eprint!("{err}");
         }
     }
     exit::success_if(check::holds(&outcomes))
+}
+
+/// A finished run for people: what changed, grouped like a plan (the
+/// kernel-object list with `--objects`) on stdout; what went wrong on
+/// stderr.
+fn run_text(
+    topology: &str,
+    verb: &str,
+    run: &Execution,
+    owners: &Owners,
+    view_args: ViewArgs,
+) -> (String, String) {
+    let (out, err) = report::execution_text(topology, verb, run);
+    let finished = run.failure.is_none() && run.plan.conflicts.is_empty();
+    if !finished || run.plan.is_empty() || view_args.objects {
+        return (out, err);
+    }
+    let style = Style::for_stdout();
+    let mut out = view::applied_text(topology, verb, &run.plan, &run.done, owners, style);
+    if run.succeeded() {
+        out.push_str("Read back and verified.\n");
+    }
+    (out, err)
 }
 
 /// Reports a run that changes the kernel (`apply`, `destroy`) and picks
@@ -57,21 +95,30 @@ pub(super) fn finish_run(
     topology: &str,
     verb: &str,
     result: Result<Execution, EngineError>,
-    dry_run: bool,
-    output: Output,
+    owners: &Owners,
+    run_view: RunView,
 ) -> ExitCode {
+    let output = run_view.output;
     let run = match result {
         Ok(run) => run,
         Err(err) => return error::fail(&err, output),
     };
-    if dry_run {
-        plan::show(topology, &run.plan, output);
-        return exit::success_if(run.plan.conflicts.is_empty());
+    if run_view.dry_run {
+        let style = Style::for_stdout();
+        let text = |plan: &_| view::dry_run_text(topology, verb, plan, owners, style);
+        plan::show(topology, &run.plan, run_view.view, output, text);
+        return if !run.plan.conflicts.is_empty() {
+            exit::failure()
+        } else if run_view.detailed_exitcode && !run.plan.is_empty() {
+            exit::pending()
+        } else {
+            exit::success()
+        };
     }
     match output {
         Output::Json => println!("{:#}", report::execution_json(topology, &run)),
         Output::Human => {
-            let (out, err) = report::execution_text(topology, verb, &run);
+            let (out, err) = run_text(topology, verb, &run, owners, run_view.view);
             print!("{out}");
             eprint!("{err}");
         }

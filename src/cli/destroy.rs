@@ -3,26 +3,30 @@
 
 use std::process::ExitCode;
 
-use super::apply::finish_run;
+use super::apply::{RunView, finish_run};
 use super::progress::ProgressDisplay;
 use super::topology::topology_or_report;
-use super::{KernelArgs, Output, block_on, exit};
+use super::view::Owners;
+use super::{KernelArgs, block_on, exit};
 use crate::engine::DestroyTarget;
+use crate::model::Mode;
 
 pub fn run(
     file: Option<&str>,
     name: Option<&str>,
     kernel: &KernelArgs,
-    dry_run: bool,
-    output: Output,
+    run_view: RunView,
 ) -> ExitCode {
+    let output = run_view.output;
     let parsed;
+    let mut owners = Owners::none();
     let (target, topology_name) = match (file, name) {
         (Some(file), _) => {
             let Some(topology) = topology_or_report(file, output) else {
                 return exit::failure();
             };
             parsed = topology;
+            owners = Owners::new(&parsed, &Mode::from_host_flag(kernel.host.clone()));
             (DestroyTarget::File(&parsed), parsed.name.value.clone())
         }
         // clap requires FILE or --name; the name also names state files.
@@ -38,6 +42,6 @@ pub fn run(
     let progress = ProgressDisplay::new(output);
     let result = kernel
         .engine(false)
-        .and_then(|engine| block_on(engine.destroy(target, dry_run, &progress)));
-    finish_run(&topology_name, "destroy", result, dry_run, output)
+        .and_then(|engine| block_on(engine.destroy(target, run_view.dry_run, &progress)));
+    finish_run(&topology_name, "destroy", result, &owners, run_view)
 }

@@ -1,13 +1,15 @@
-//! `netloom graph FILE`: the dependency graph of the kernel objects.
+//! `netloom graph FILE`: a picture of the network (`--objects`: the
+//! dependency graph of the kernel objects).
 
 use std::process::ExitCode;
 
 use super::topology::{read_topology, report_topology_error};
+use super::view::picture::Picture;
 use super::{GraphFormat, exit};
 use crate::graph::Graph;
 use crate::model::{self, Mode};
 
-pub fn run(file: &str, format: GraphFormat, host: Option<String>) -> ExitCode {
+pub fn run(file: &str, format: GraphFormat, objects: bool, host: Option<String>) -> ExitCode {
     let topology = match read_topology(file) {
         Ok(topology) => topology,
         Err(err) => {
@@ -15,7 +17,23 @@ pub fn run(file: &str, format: GraphFormat, host: Option<String>) -> ExitCode {
             return exit::failure();
         }
     };
-    let desired = model::expand(&topology, &Mode::from_host_flag(host));
+    let mode = Mode::from_host_flag(host);
+    if !objects {
+        let picture = Picture::new(&topology, &mode);
+        match format {
+            GraphFormat::Dot => print!("{}", picture.to_dot()),
+            GraphFormat::Mermaid => print!("{}", picture.to_mermaid()),
+            GraphFormat::Svg => match picture.to_svg() {
+                Ok(svg) => print!("{svg}"),
+                Err(err) => {
+                    eprintln!("error: the picture could not be laid out: {err}");
+                    return exit::failure();
+                }
+            },
+        }
+        return exit::success();
+    }
+    let desired = model::expand(&topology, &mode);
     let graph = Graph::new(&desired.resources);
     if let Err(cycle) = graph.order() {
         eprintln!("error: {cycle}");
@@ -24,6 +42,10 @@ pub fn run(file: &str, format: GraphFormat, host: Option<String>) -> ExitCode {
     match format {
         GraphFormat::Dot => print!("{}", graph.to_dot()),
         GraphFormat::Mermaid => print!("{}", graph.to_mermaid()),
+        GraphFormat::Svg => {
+            eprintln!("error: `--format svg` draws the network; with --objects use dot or mermaid");
+            return exit::usage();
+        }
     }
     exit::success()
 }

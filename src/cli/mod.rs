@@ -20,6 +20,7 @@ mod status;
 mod topology;
 mod validate;
 mod watch;
+pub mod view;
 
 pub use schema::schema_json;
 pub use topology::{TopologyError, read_topology};
@@ -57,12 +58,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Print the dependency graph of a topology's kernel objects.
+    /// Draw the network: hosts, bridges, pods, links, overlays.
     Graph {
         /// The topology file (`-` reads standard input).
         file: String,
         #[arg(long, value_enum, default_value_t)]
         format: GraphFormat,
+        /// Draw the kernel objects' dependency graph instead.
+        #[arg(long)]
+        objects: bool,
         /// Draw only this host's objects, as `--host` would apply them.
         #[arg(long)]
         host: Option<String>,
@@ -80,6 +84,8 @@ pub enum Command {
         /// Exit 2 when there are changes to make (0: nothing to do).
         #[arg(long)]
         detailed_exitcode: bool,
+        #[command(flatten)]
+        view: ViewArgs,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -95,6 +101,11 @@ pub enum Command {
         /// Print the plan, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: exit 2 when there are changes to make.
+        #[arg(long, requires = "dry_run")]
+        detailed_exitcode: bool,
+        #[command(flatten)]
+        view: ViewArgs,
         /// Then run the file's `expect` list (exit 1 if one fails).
         #[arg(long, conflicts_with = "dry_run")]
         check: bool,
@@ -149,6 +160,8 @@ pub enum Command {
         /// Print the plan, change nothing.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        view: ViewArgs,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -158,6 +171,9 @@ pub enum Command {
         file: String,
         #[command(flatten)]
         kernel: KernelArgs,
+        /// List every object, in sync or not (default: only what differs).
+        #[arg(long)]
+        all: bool,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -206,6 +222,14 @@ pub enum Command {
     },
 }
 
+/// How human output shows a plan or a run.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct ViewArgs {
+    /// List every kernel object instead of grouping by the file's objects.
+    #[arg(long)]
+    pub objects: bool,
+}
+
 /// Options shared by every command that talks to the kernel.
 #[derive(Debug, Args)]
 pub struct KernelArgs {
@@ -239,6 +263,8 @@ pub enum GraphFormat {
     #[default]
     Dot,
     Mermaid,
+    /// An SVG picture, laid out by netloom itself.
+    Svg,
 }
 
 /// How long one check (or a `path --probe`) may take, in seconds.
@@ -287,22 +313,41 @@ impl Cli {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { file, output } => validate::run(&file, output),
-        Command::Graph { file, format, host } => graph::run(&file, format, host),
+        Command::Graph {
+            file,
+            format,
+            objects,
+            host,
+        } => graph::run(&file, format, objects, host),
         Command::Plan {
             file,
             kernel,
             adopt,
             detailed_exitcode,
+            view,
             output,
-        } => plan::run(&file, &kernel, adopt, detailed_exitcode, output),
+        } => plan::run(&file, &kernel, adopt, detailed_exitcode, view, output),
         Command::Apply {
             file,
             kernel,
             adopt,
             dry_run,
+            detailed_exitcode,
+            view,
             check,
             output,
-        } => apply::run(&file, &kernel, adopt, dry_run, check, output),
+        } => apply::run(
+            &file,
+            &kernel,
+            adopt,
+            check,
+            apply::RunView {
+                dry_run,
+                detailed_exitcode,
+                view,
+                output,
+            },
+        ),
         Command::Check {
             file,
             kernel,
@@ -333,13 +378,25 @@ pub fn run(cli: Cli) -> ExitCode {
             name,
             kernel,
             dry_run,
+            view,
             output,
-        } => destroy::run(file.as_deref(), name.as_deref(), &kernel, dry_run, output),
+        } => destroy::run(
+            file.as_deref(),
+            name.as_deref(),
+            &kernel,
+            apply::RunView {
+                dry_run,
+                detailed_exitcode: false,
+                view,
+                output,
+            },
+        ),
         Command::Status {
             file,
             kernel,
+            all,
             output,
-        } => status::run(&file, &kernel, output),
+        } => status::run(&file, &kernel, all, output),
         Command::Exec {
             file,
             pod,

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use super::topology::topology_or_report;
-use super::{KernelArgs, Output, block_on, error, exit, report};
+use super::view::{self, Owners, Style};
+use super::{KernelArgs, Output, ViewArgs, block_on, error, exit, report};
+use crate::model::Mode;
 use crate::plan::Plan;
 
 pub fn run(
@@ -11,6 +13,7 @@ pub fn run(
     kernel: &KernelArgs,
     adopt: bool,
     detailed: bool,
+    view_args: ViewArgs,
     output: Output,
 ) -> ExitCode {
     let Some(topology) = topology_or_report(file, output) else {
@@ -24,7 +27,9 @@ pub fn run(
         Err(err) => return error::fail(&err, output),
     };
     let plan = &snapshot.plan;
-    show(&topology.name, plan, output);
+    let owners = Owners::new(&topology, &Mode::from_host_flag(kernel.host.clone()));
+    let text = |plan: &Plan| view::plan_text(&topology.name, plan, &owners, Style::for_stdout());
+    show(&topology.name, plan, view_args, output, text);
     if !plan.conflicts.is_empty() {
         exit::failure()
     } else if detailed && !plan.is_empty() {
@@ -34,12 +39,23 @@ pub fn run(
     }
 }
 
-/// Prints a plan: `plan`, and `apply`/`destroy` with `--dry-run`.
-pub(super) fn show(topology: &str, plan: &Plan, output: Output) {
+/// Prints a plan: `plan`, and `apply`/`destroy` with `--dry-run`;
+/// `grouped` is its text by the file's objects.
+pub(super) fn show(
+    topology: &str,
+    plan: &Plan,
+    view_args: ViewArgs,
+    output: Output,
+    grouped: impl Fn(&Plan) -> String,
+) {
     match output {
         Output::Json => println!("{:#}", report::plan_json(topology, plan)),
         Output::Human => {
-            print!("{}", report::plan_text(topology, plan));
+            if view_args.objects {
+                print!("{}", report::plan_text(topology, plan));
+            } else {
+                print!("{}", grouped(plan));
+            }
             eprint!(
                 "{}",
                 report::conflicts_text(&plan.conflicts, report::PLAN_BLOCKED)

@@ -281,24 +281,6 @@ pub fn status_object_json(s: &ObjectStatus) -> Value {
     value
 }
 
-pub fn status_text(topology: &str, statuses: &[ObjectStatus], conflicts: &[Conflict]) -> String {
-    let count = |state| statuses.iter().filter(|s| s.state == state).count();
-    let mut out = format!(
-        "{topology}: {} in sync, {} drifted, {} missing, {} extra\n",
-        count(State::InSync),
-        count(State::Drifted),
-        count(State::Missing),
-        count(State::Extra)
-    );
-    for status in statuses {
-        let _ = writeln!(out, "  {}", status_line(status));
-    }
-    for conflict in conflicts {
-        let _ = writeln!(out, "  conflict {}", conflict.message());
-    }
-    out
-}
-
 pub fn status_json(topology: &str, statuses: &[ObjectStatus], conflicts: &[Conflict]) -> Value {
     let objects: Vec<Value> = statuses.iter().map(status_object_json).collect();
     json!({
