@@ -456,3 +456,44 @@ fn misleading_namespace_marks_do_not_mispair_veths() {
     }
     assert_exit(&sandbox.netloom(&["plan", "--detailed-exitcode", &file]), 0);
 }
+
+/// Two pods on a shaped link of MTU `mtu` (10 Mbit/s: a 16 KiB bucket
+/// unless the MTU needs more).
+fn shaped_link(mtu: u32) -> String {
+    format!(
+        "name: shaped\npods:\n  sa:\n    interfaces:\n      eth0: {{ addresses: [10.3.0.1/24] }}\n  sb:\n    interfaces:\n      eth0: {{ addresses: [10.3.0.2/24] }}\nlinks:\n  - endpoints: [sa:eth0, sb:eth0]\n    mtu: {mtu}\n    rate: 10mbit\n"
+    )
+}
+
+/// Whether 512 KiB cross the shaped link from sa to sb by TCP in time
+/// (0.4 s at 10 Mbit/s): TCP sends full-size segments, which a bucket
+/// smaller than a frame drops every time.
+fn large_transfer_completes(sandbox: &Sandbox) -> bool {
+    const BYTES: usize = 512 * 1024;
+    let to = "10.3.0.2".parse().expect("an address");
+    let received = support::tcp_transfer(sandbox, "sb", "sa", to, BYTES, Duration::from_secs(10));
+    received == BYTES
+}
+
+/// tbf drops every packet longer than its burst: a bucket sized for a
+/// 1500-byte MTU stalls large transfers on a link of MTU 30000. The burst
+/// holds a full-size frame whether the link is made with its MTU or the
+/// MTU grows under an existing bucket.
+#[test]
+fn a_shaped_link_passes_full_size_frames_of_its_mtu() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let small = support::topology_file("shaped-1500.yaml", &shaped_link(1500));
+    let large = support::topology_file("shaped-30000.yaml", &shaped_link(30_000));
+    let qdisc = || sandbox.sh("tc -n sa -s qdisc show dev eth0");
+    apply_converged(&sandbox, &small);
+    assert!(large_transfer_completes(&sandbox), "{}", qdisc());
+    // The MTU grows under the bucket made for 1500.
+    apply_converged(&sandbox, &large);
+    assert!(large_transfer_completes(&sandbox), "{}", qdisc());
+    // Made with its MTU from the start.
+    assert_ok(&sandbox.netloom(&["destroy", &large]));
+    apply_converged(&sandbox, &large);
+    assert!(large_transfer_completes(&sandbox), "{}", qdisc());
+}

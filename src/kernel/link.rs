@@ -16,7 +16,7 @@ use netlink_packet_route::{
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::{
-    error::{Context, Result},
+    error::{Context, KernelError, Result},
     netlink::request,
     netns::open_netns,
 };
@@ -224,6 +224,25 @@ pub async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
         Err(e) => Err(e).op(|| format!("look up link {name}")),
     }
+}
+
+/// The MTU of link `index`.
+pub async fn link_mtu(handle: &Handle, index: u32) -> Result<u32> {
+    let link = handle
+        .link()
+        .get()
+        .match_index(index)
+        .execute()
+        .try_next()
+        .await
+        .op(|| format!("look up link {index}"))?;
+    link.as_ref()
+        .map(decode_link)
+        .map(|link| link.mtu)
+        .ok_or_else(|| KernelError {
+            op: format!("look up link {index}"),
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        })
 }
 
 /// What kind of link, from IFLA_INFO_KIND.
