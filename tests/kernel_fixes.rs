@@ -1,8 +1,9 @@
 //! The kernel layer where it used to go wrong: exact route deletes and
 //! exclusive route creates, declared IPv6 link-local addresses,
 //! promote_secondaries on netloom's own links in a namespace it did not
-//! create, leftover namespace files, veth pairing along pod chains. Each
-//! test runs in its own sandbox and reads the result back with `ip -j`.
+//! create, leftover namespace files, veth pairing along pod chains, token
+//! buckets that hold a full-size frame, VXLAN flood entries in any state.
+//! Each test runs in its own sandbox and reads the result back with `ip -j`.
 //!
 //! Tests that call the kernel layer directly (not through the binary) run
 //! the test binary again inside their sandbox: see `common::inside_sandbox`.
@@ -496,4 +497,69 @@ fn a_shaped_link_passes_full_size_frames_of_its_mtu() {
     assert_ok(&sandbox.netloom(&["destroy", &large]));
     apply_converged(&sandbox, &large);
     assert!(large_transfer_completes(&sandbox), "{}", qdisc());
+}
+
+/// The all-zero-MAC entries of VXLAN device `dev` in `ns`: their `dst`s.
+fn flood_destinations(sandbox: &Sandbox, ns: &str, dev: &str) -> Vec<String> {
+    let entries = sandbox.ip_json(&format!("-n {ns} link show dev {dev}"));
+    assert!(
+        entries.as_array().is_some_and(|a| a.len() == 1),
+        "{entries}"
+    );
+    let text = sandbox.sh(&format!("bridge -n {ns} -j fdb show dev {dev}"));
+    let entries: serde_json::Value = serde_json::from_str(&text).expect("bridge -j");
+    let mut dsts: Vec<String> = entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["mac"] == "00:00:00:00:00:00")
+        .filter_map(|e| e["dst"].as_str().map(String::from))
+        .collect();
+    dsts.sort();
+    dsts
+}
+
+/// `bridge fdb append` writes NUD_PERMANENT|NUD_NOARP, and the state is
+/// the whole all-zero-MAC entry's: appending a remote by hand turns every
+/// remote of it PERMANENT|NOARP. The declared remotes are still there, the
+/// hand-made one is drift: `status` sees only it, `apply` removes only it.
+#[test]
+fn hand_made_flood_entries_are_drift_and_declared_ones_stay_seen() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let file = "examples/vxlan.yaml";
+    apply_converged(&sandbox, file);
+    assert_eq!(
+        flood_destinations(&sandbox, "vx1", "vx70"),
+        ["192.168.70.12"]
+    );
+    sandbox.sh("bridge -n vx1 fdb append 00:00:00:00:00:00 dev vx70 dst 192.168.70.99");
+    let status = sandbox.netloom(&["status", "--output", "json", file]);
+    assert_exit(&status, 2);
+    let doc = support::json(&status);
+    let differing: Vec<String> = doc["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["state"] != "in-sync")
+        .map(|o| {
+            let field = |key: &str| o[key].as_str().unwrap_or_default().to_string();
+            format!(
+                "{} {} {}/{}",
+                field("state"),
+                field("kind"),
+                field("namespace"),
+                field("name")
+            )
+        })
+        .collect();
+    assert_eq!(differing, ["extra fdb vx1/vx70 192.168.70.99"], "{doc:#}");
+    assert_ok(&sandbox.netloom(&["apply", file]));
+    assert_eq!(
+        flood_destinations(&sandbox, "vx1", "vx70"),
+        ["192.168.70.12"]
+    );
+    assert_exit(&sandbox.netloom(&["status", file]), 0);
+    assert_exit(&sandbox.netloom(&["plan", "--detailed-exitcode", file]), 0);
 }

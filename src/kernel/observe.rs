@@ -296,10 +296,10 @@ fn translate(
                 },
             );
         }
+        // Every flood entry, in whatever state: one the file does not
+        // declare is drift (extra), one it does is there.
         for entry in view.flood_entries.get(&link.index).into_iter().flatten() {
-            if let (true, true, Some(dst)) =
-                (entry.mac == fdb::FLOOD_MAC, entry.permanent, entry.dst)
-            {
+            if let (true, Some(dst)) = (entry.mac == fdb::FLOOD_MAC, entry.dst) {
                 let fdb = Resource::Fdb {
                     ifname: name.clone(),
                     dst,
