@@ -563,3 +563,59 @@ fn hand_made_flood_entries_are_drift_and_declared_ones_stay_seen() {
     assert_exit(&sandbox.netloom(&["status", file]), 0);
     assert_exit(&sandbox.netloom(&["plan", "--detailed-exitcode", file]), 0);
 }
+
+/// A refusal keeps the kernel's own words (its extended ack), and names
+/// the attribute it pointed at with its value; nothing is a struct dump.
+#[test]
+fn kernel_refusals_say_why_in_the_kernels_words() {
+    use netloom::model::{Kind, LinkKind, Resource};
+    use netloom::model::{Action, Change};
+    if !inside_sandbox("kernel_refusals_say_why_in_the_kernels_words") {
+        return;
+    }
+    one_interface();
+    let kernel = Kernel::new().expect("kernel");
+    let rt = runtime();
+    let refusal = |change: Change| {
+        rt.block_on(kernel.execute(&change))
+            .expect_err("the kernel refuses")
+            .to_string()
+    };
+    let set = |id: ResourceId, to: Resource| Change {
+        action: Action::Create,
+        id,
+        from: None,
+        to: Some(to),
+        takes_along: Vec::new(),
+    };
+    let too_large = refusal(set(
+        ResourceId::new("", Kind::Mtu, "v0"),
+        Resource::Mtu { mtu: 70_000 },
+    ));
+    assert!(
+        too_large.contains("mtu greater than device maximum"),
+        "{too_large}"
+    );
+    let broadcast = refusal(route_change(
+        Action::Create,
+        "10.9.0.0/16",
+        0,
+        None,
+        Some(("10.0.0.255", None)),
+    ));
+    assert!(
+        broadcast.contains("Nexthop has invalid gateway"),
+        "{broadcast}"
+    );
+    let long_name = refusal(set(
+        ResourceId::link("", "a-name-too-long-x"),
+        Resource::Link(LinkKind::Bridge),
+    ));
+    assert!(
+        long_name.contains("IFLA_IFNAME = \"a-name-too-long-x\""),
+        "{long_name}"
+    );
+    for text in [&too_large, &broadcast, &long_name] {
+        assert!(!text.contains('{') && !text.contains("Some("), "{text}");
+    }
+}

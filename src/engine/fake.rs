@@ -204,10 +204,7 @@ impl Inner {
 }
 
 fn refused(op: String) -> KernelError {
-    KernelError {
-        op,
-        source: io::Error::from_raw_os_error(libc::EIO),
-    }
+    KernelError::new(op, io::Error::from_raw_os_error(libc::EIO))
 }
 
 impl KernelPort for FakeKernel {
@@ -267,10 +264,10 @@ impl KernelPort for FakeKernel {
             resources.any(|id| id.ns == gone.ns && id.ifname() == Some(gone.name.as_str()))
         });
         match left {
-            Some(id) => Err(KernelError {
-                op: format!("wait for {id} to go with its peer's namespace"),
-                source: io::Error::from(io::ErrorKind::TimedOut),
-            }),
+            Some(id) => Err(KernelError::new(
+                format!("wait for {id} to go with its peer's namespace"),
+                io::Error::from(io::ErrorKind::TimedOut),
+            )),
             None => Ok(()),
         }
     }

@@ -40,10 +40,10 @@ impl Kernel {
         match (change.action, &change.to, &change.from) {
             (Action::Create | Action::Update, Some(to), _) => self.set(id, to, change.action).await,
             (Action::Delete, _, Some(from)) => self.remove(id, from).await,
-            _ => Err(KernelError {
-                op: format!("{:?} {id}", change.action),
-                source: io::Error::other("a change without its value"),
-            }),
+            _ => Err(KernelError::new(
+                format!("{:?} {id}", change.action),
+                io::Error::other("a change without its value"),
+            )),
         }
     }
 
@@ -183,10 +183,10 @@ impl Kernel {
                 link::create_vxlan(&handle, &config).await?
             }
             LinkKind::Other { name: other } => {
-                return Err(KernelError {
-                    op: format!("create {other} link {name}"),
-                    source: io::Error::from(io::ErrorKind::Unsupported),
-                });
+                return Err(KernelError::new(
+                    format!("create {other} link {name}"),
+                    io::Error::from(io::ErrorKind::Unsupported),
+                ));
             }
         };
         self.remember_index(ns, name, index);

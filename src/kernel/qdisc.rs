@@ -132,6 +132,14 @@ impl Tbf {
     }
 }
 
+/// As `tc` words it: `rate 10000000bit burst 16384b limit 78884b`.
+impl std::fmt::Display for Tbf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rate, burst, limit) = (self.rate * 8, self.burst, self.limit);
+        write!(f, "rate {rate}bit burst {burst}b limit {limit}b")
+    }
+}
+
 fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(
         bytes.get(offset..offset + 4)?.try_into().ok()?,
@@ -154,7 +162,7 @@ pub async fn set_tbf(handle: &Handle, index: u32, tbf: &Tbf) -> Result<()> {
     )
     .await
     .map(drop)
-    .op(|| format!("set tbf {tbf:?} on ifindex {index}"))
+    .op(|| format!("set tbf {tbf} on ifindex {index}"))
 }
 
 /// Removes the root qdisc of link `index` (back to the default one).
