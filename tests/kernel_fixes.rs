@@ -568,8 +568,8 @@ fn hand_made_flood_entries_are_drift_and_declared_ones_stay_seen() {
 /// the attribute it pointed at with its value; nothing is a struct dump.
 #[test]
 fn kernel_refusals_say_why_in_the_kernels_words() {
-    use netloom::model::{Kind, LinkKind, Resource};
     use netloom::model::{Action, Change};
+    use netloom::model::{Kind, LinkKind, Resource};
     if !inside_sandbox("kernel_refusals_say_why_in_the_kernels_words") {
         return;
     }
