@@ -619,3 +619,37 @@ fn kernel_refusals_say_why_in_the_kernels_words() {
         assert!(!text.contains('{') && !text.contains("Some("), "{text}");
     }
 }
+
+/// A pod sysctl dropped from the file goes back to the kernel's default
+/// (what a new namespace reads) in one apply; before, it kept its value
+/// and `plan` said nothing to do.
+#[test]
+fn a_pod_sysctl_the_file_drops_goes_back_to_the_kernels_default() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let pod = |sysctls: &str| {
+        format!(
+            "name: unset\nbridges:\n  br0: {{}}\npods:\n  sp:\n    interfaces:\n      eth0: {{ bridge: br0 }}\n    sysctls: {{ {sysctls} }}\n"
+        )
+    };
+    let with = support::topology_file(
+        "unset-with.yaml",
+        &pod("net.ipv4.ip_forward: \"1\", net.ipv4.conf.eth0.rp_filter: \"2\""),
+    );
+    let without = support::topology_file("unset-without.yaml", &pod(""));
+    let read = |key: &str| sandbox.sh(&format!("ip netns exec sp cat /proc/sys/{key}"));
+    let fresh = |key: &str| sandbox.sh(&format!("unshare --net cat /proc/sys/{key}"));
+    apply_converged(&sandbox, &with);
+    assert_eq!(read("net/ipv4/ip_forward").trim(), "1");
+    assert_exit(
+        &sandbox.netloom(&["plan", "--detailed-exitcode", &without]),
+        2,
+    );
+    apply_converged(&sandbox, &without);
+    assert_eq!(read("net/ipv4/ip_forward"), fresh("net/ipv4/ip_forward"));
+    assert_eq!(
+        read("net/ipv4/conf/eth0/rp_filter"),
+        fresh("net/ipv4/conf/default/rp_filter")
+    );
+}

@@ -9,7 +9,7 @@
 //! a change can be silently ignored (a kernel that says yes and does
 //! nothing), and every write is counted.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
 use std::process::ExitStatus;
 use std::sync::Mutex;
@@ -40,6 +40,8 @@ struct Inner {
     failing_ids: HashSet<ResourceId>,
     ignored_ids: HashSet<ResourceId>,
     releases: usize,
+    /// The sysctls of a namespace just made (`fresh_namespace_sysctls`).
+    fresh_sysctls: BTreeMap<String, String>,
 }
 
 impl FakeKernel {
@@ -87,6 +89,14 @@ impl FakeKernel {
     /// How many times the engine let go of all it held.
     pub fn releases(&self) -> usize {
         self.inner().releases
+    }
+
+    /// Says what `key` reads in a namespace just made.
+    pub fn set_fresh_sysctl(&self, key: &str, value: &str) {
+        let mut inner = self.inner();
+        inner
+            .fresh_sysctls
+            .insert(key.to_string(), value.to_string());
     }
 }
 
@@ -326,6 +336,15 @@ impl KernelPort for FakeKernel {
         job: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
         job()
+    }
+
+    fn fresh_namespace_sysctls(
+        &self,
+        keys: &[String],
+    ) -> io::Result<Vec<(String, Option<String>)>> {
+        let inner = self.inner();
+        let value = |key: &String| inner.fresh_sysctls.get(key).cloned();
+        Ok(keys.iter().map(|key| (key.clone(), value(key))).collect())
     }
 
     fn run_command(&self, _ns: &str, _command: &[String]) -> io::Result<ExitStatus> {

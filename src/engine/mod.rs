@@ -19,6 +19,7 @@ mod host;
 mod path;
 mod port;
 mod reconcile;
+mod restore;
 mod scheduler;
 mod status;
 
@@ -110,7 +111,10 @@ impl Execution {
 
 /// Everything observed for one run.
 pub struct Snapshot {
+    /// The file's objects, and the values to put back that it no longer
+    /// declares (`restored`).
     pub desired: Desired,
+    pub restored: std::collections::BTreeSet<crate::model::ResourceId>,
     pub observed: Observed,
     pub records: Records,
     pub plan: Plan,

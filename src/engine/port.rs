@@ -56,6 +56,11 @@ pub trait KernelPort {
         job: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> impl Future<Output = io::Result<T>>;
 
+    /// The values of `keys` in a network namespace just made: what a
+    /// namespace netloom creates starts with (a key the kernel lacks: `None`).
+    fn fresh_namespace_sysctls(&self, keys: &[String])
+    -> io::Result<Vec<(String, Option<String>)>>;
+
     /// Runs a command inside a namespace and waits for it.
     fn run_command(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus>;
 
@@ -104,6 +109,13 @@ impl KernelPort for Kernel {
         job: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
         Kernel::run_in(self, ns, job).await
+    }
+
+    fn fresh_namespace_sysctls(
+        &self,
+        keys: &[String],
+    ) -> io::Result<Vec<(String, Option<String>)>> {
+        crate::kernel::sysctl::read_in_fresh_namespace(keys)
     }
 
     fn run_command(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus> {

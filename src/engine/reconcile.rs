@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::destroy::{DestroyTarget, restore_set};
-use super::{Engine, EngineError, Execution, KernelPort, Progress, Snapshot, scheduler};
-use crate::kernel::Scope;
-use crate::model::{Desired, Kind};
+use super::{Engine, EngineError, Execution, KernelPort, Progress, Snapshot, restore, scheduler};
+use crate::kernel::{KernelError, Scope};
+use crate::model::{Desired, Kind, ResourceId};
 use crate::plan::{self, Context};
 use crate::spec::Topology;
 use crate::state::{Record, Records};
@@ -29,9 +29,12 @@ struct Run {
 
 impl Run {
     /// The record once the kernel verifiably holds what this run wanted.
-    fn settle(&self, record: &mut Record, desired: &Desired) {
+    fn settle(&self, record: &mut Record, desired: &Desired, restored: &BTreeSet<ResourceId>) {
         match self.goal {
-            Goal::Apply => record.settle(desired),
+            Goal::Apply => {
+                record.settle(desired);
+                record.restored(restored);
+            }
             // Everything is gone and every replaced value restored.
             Goal::Destroy => *record = Record::new(&record.topology),
         }
@@ -90,10 +93,24 @@ impl<K: KernelPort> Engine<K> {
     /// Observes what a topology's plan needs and diffs.
     pub(super) async fn snapshot(
         &self,
-        desired: Desired,
+        mut desired: Desired,
         records: Records,
         extra: Scope,
     ) -> Result<Snapshot, EngineError> {
+        let restores = restore::restores(
+            &desired,
+            records.get(&desired.topology),
+            |ns| self.kernel.namespace_exists(ns),
+            |keys| self.kernel.fresh_namespace_sysctls(keys),
+        )
+        .map_err(|err| {
+            KernelError::new(
+                "read the kernel's default sysctls in a new namespace".to_string(),
+                err,
+            )
+        })?;
+        let restored: BTreeSet<ResourceId> = restores.keys().cloned().collect();
+        desired.resources.extend(restores);
         let scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
         let started = Instant::now();
         let observed = self.kernel.observe(&scope).await?;
@@ -117,6 +134,7 @@ impl<K: KernelPort> Engine<K> {
         );
         Ok(Snapshot {
             desired,
+            restored,
             observed,
             records,
             plan,
@@ -169,7 +187,7 @@ impl<K: KernelPort> Engine<K> {
             // read and matches. The record is brought up to date only if
             // it is not (a no-op writes nothing).
             let before = record.clone();
-            run.settle(&mut record, &snapshot.desired);
+            run.settle(&mut record, &snapshot.desired, &snapshot.restored);
             if record != before {
                 self.state.save(&record)?;
             }
@@ -199,11 +217,12 @@ impl<K: KernelPort> Engine<K> {
         if execution.failure.is_none() {
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
+            // (What this run restored is declared now: read back as such.)
             let again = self
                 .snapshot(snapshot.desired, records, extra_scope)
                 .await?;
             if again.plan.is_empty() && again.plan.conflicts.is_empty() {
-                run.settle(&mut record, &again.desired);
+                run.settle(&mut record, &again.desired, &snapshot.restored);
             }
             execution.unverified = again.plan.changes;
             execution.unverified_conflicts = again.plan.conflicts;

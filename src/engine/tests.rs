@@ -469,3 +469,77 @@ fn a_veth_made_anew_under_a_kept_name_converges_in_one_apply() {
         assert!(again.plan.is_empty(), "{what}: {:#?}", again.plan.changes);
     }
 }
+
+/// `forwarding: true` dropped from a real host's entry: forwarding goes
+/// back to the value it replaced at once, not only on destroy, and the
+/// record has nothing left to restore.
+#[test]
+fn a_host_setting_the_file_drops_goes_back_to_the_value_it_replaced() {
+    let state = TempState::new("unset-host");
+    let engine = engine(real_host("192.168.60.11/24"), &state, host("h1"));
+    let with = parse(
+        "forwarding.yaml",
+        "name: fwd\nhosts:\n  h1: { underlay: 192.168.60.11/24, forwarding: true }\n",
+    );
+    let without = parse(
+        "forwarding.yaml",
+        "name: fwd\nhosts:\n  h1: { underlay: 192.168.60.11/24 }\n",
+    );
+    let forwarding = ResourceId::new("", Kind::Sysctl, "net.ipv4.ip_forward");
+    assert!(apply(&engine, &with).succeeded());
+    let status = block_on(engine.status(&without)).unwrap().1;
+    assert!(
+        status
+            .iter()
+            .any(|s| s.id == forwarding && s.state == status::State::Drifted),
+        "status sees the value to restore"
+    );
+    let run = apply(&engine, &without);
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    assert_eq!(
+        engine.kernel().live().resources[&forwarding],
+        Resource::Sysctl { value: "0".into() }
+    );
+    // Nothing left to restore: the record is gone (an empty one is removed).
+    assert_eq!(state.record("fwd"), None);
+    assert!(block_on(engine.plan(&without)).unwrap().plan.is_empty());
+}
+
+/// A pod sysctl the file drops goes back to the kernel's default: what a
+/// namespace made just now reads (the per-interface key: its `default`
+/// sibling's).
+#[test]
+fn a_pod_sysctl_the_file_drops_goes_back_to_the_kernels_default() {
+    let state = TempState::new("unset-pod");
+    let kernel = FakeKernel::new();
+    kernel.set_fresh_sysctl("net.ipv4.ip_forward", "0");
+    kernel.set_fresh_sysctl("net.ipv4.conf.default.rp_filter", "0");
+    let engine = engine(kernel, &state, Mode::Lab);
+    let pod = |sysctls: &str| {
+        parse(
+            "sysctls.yaml",
+            &format!(
+                "name: sys\nbridges:\n  br0: {{}}\npods:\n  web:\n    interfaces:\n      eth0: {{ bridge: br0 }}\n    sysctls: {{ {sysctls} }}\n"
+            ),
+        )
+    };
+    let with = pod("net.ipv4.ip_forward: \"1\", net.ipv4.conf.eth0.rp_filter: \"2\"");
+    let without = pod("");
+    assert!(apply(&engine, &with).succeeded());
+    let run = apply(&engine, &without);
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    let live = engine.kernel().live().resources;
+    for key in ["net.ipv4.ip_forward", "net.ipv4.conf.eth0.rp_filter"] {
+        assert_eq!(
+            live[&ResourceId::new("web", Kind::Sysctl, key)],
+            Resource::Sysctl { value: "0".into() },
+            "{key}"
+        );
+    }
+    let record = state.record("sys").unwrap();
+    for key in ["net.ipv4.ip_forward", "net.ipv4.conf.eth0.rp_filter"] {
+        let id = ResourceId::new("web", Kind::Sysctl, key);
+        assert!(!record.created.contains(&id), "{record:#?}");
+    }
+    assert!(block_on(engine.plan(&without)).unwrap().plan.is_empty());
+}

@@ -83,6 +83,19 @@ pub fn read_here(keys: &[String]) -> io::Result<Vec<(String, Option<String>)>> {
         .collect()
 }
 
+/// Reads `keys` in a network namespace made for the purpose (on a thread
+/// of its own, gone with it): the values every namespace netloom creates
+/// starts with, i.e. the kernel's defaults there.
+pub fn read_in_fresh_namespace(keys: &[String]) -> io::Result<Vec<(String, Option<String>)>> {
+    let keys = keys.to_vec();
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+        read_here(&keys)
+    })
+    .join()
+    .map_err(|_| io::Error::other("the thread reading a fresh namespace's sysctls panicked"))?
+}
+
 /// Writes `value` to `key` in the calling thread's namespace.
 pub fn write_here(key: &str, value: &str) -> io::Result<()> {
     let mut file = open(key, OFlag::O_WRONLY)?;
