@@ -156,7 +156,13 @@ impl<K: KernelPort> Engine<K> {
     }
 
     async fn desired(&self, topology: &Topology) -> Result<Desired, EngineError> {
-        host::desired(&self.kernel, topology, &self.options.mode).await
+        let desired = host::desired(&self.kernel, topology, &self.options.mode).await?;
+        if let Some(warning) =
+            host::forwarding_warning(&self.kernel, topology, &self.options.mode).await?
+        {
+            tracing::warn!("{warning}");
+        }
+        Ok(desired)
     }
 
     /// The plan for a topology; changes nothing.

@@ -543,3 +543,30 @@ fn a_pod_sysctl_the_file_drops_goes_back_to_the_kernels_default() {
     }
     assert!(block_on(engine.plan(&without)).unwrap().plan.is_empty());
 }
+
+/// A real host that does not forward, under a file that routes through
+/// it without saying `forwarding`: plan, apply and status warn with the
+/// fix. Not when the file sets it, nor in lab mode.
+#[test]
+fn host_mode_warns_when_routing_needs_forwarding_the_host_lacks() {
+    let text = std::fs::read_to_string("topologies/k8s-host-gw.yaml").unwrap();
+    let shipped = parse("k8s-host-gw.yaml", &text);
+    let unset = parse("k8s-host-gw.yaml", &text.replace(", forwarding: true", ""));
+    let kernel = real_host("192.168.100.11/24");
+    let warning = |topology: &Topology, mode: &Mode| {
+        block_on(host::forwarding_warning(&kernel, topology, mode)).unwrap()
+    };
+    let warned = warning(&unset, &host("node1")).expect("a warning");
+    assert!(
+        warned.contains("net.ipv4.ip_forward is 0")
+            && warned.contains("set `forwarding: true` on host `node1`"),
+        "{warned}"
+    );
+    assert_eq!(warning(&shipped, &host("node1")), None);
+    assert_eq!(warning(&unset, &Mode::Lab), None);
+    let vxlan = std::fs::read_to_string("topologies/k8s-vxlan.yaml").unwrap();
+    let vxlan = parse("k8s-vxlan.yaml", &vxlan.replace(", forwarding: true", ""));
+    let kernel = real_host("192.168.200.11/24");
+    let warned = block_on(host::forwarding_warning(&kernel, &vxlan, &host("worker1"))).unwrap();
+    assert!(warned.is_some_and(|w| w.contains("an overlay")));
+}
