@@ -653,3 +653,32 @@ fn a_pod_sysctl_the_file_drops_goes_back_to_the_kernels_default() {
         fresh("net/ipv4/conf/default/rp_filter")
     );
 }
+
+/// A sysctl key the running kernel does not have, or cannot write, is an
+/// error before anything is changed (it used to fail half way, leaving
+/// the pod's namespace behind).
+#[test]
+fn a_sysctl_the_kernel_cannot_set_is_refused_before_anything_changes() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    for (key, why) in [
+        ("net.ipv4.ip_forwardd", "no such sysctl"),
+        ("net.ipv4.conf.all.mc_forwarding", "read-only"),
+    ] {
+        let file = support::topology_file(
+            "bad-sysctl.yaml",
+            &format!("name: bad\npods:\n  bp:\n    sysctls: {{ {key}: \"1\" }}\n"),
+        );
+        let before = common::everything(&sandbox);
+        let run = sandbox.netloom(&["apply", &file]);
+        assert_exit(&run, 1);
+        let stderr = support::stderr(&run);
+        assert!(stderr.contains(key) && stderr.contains(why), "{stderr}");
+        assert_eq!(
+            common::everything(&sandbox),
+            before,
+            "{key}: something changed"
+        );
+    }
+}

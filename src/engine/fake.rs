@@ -42,6 +42,8 @@ struct Inner {
     releases: usize,
     /// The sysctls of a namespace just made (`fresh_namespace_sysctls`).
     fresh_sysctls: BTreeMap<String, String>,
+    /// Sysctls that cannot be written, and why (`unwritable_sysctls`).
+    unwritable: BTreeMap<String, String>,
 }
 
 impl FakeKernel {
@@ -89,6 +91,12 @@ impl FakeKernel {
     /// How many times the engine let go of all it held.
     pub fn releases(&self) -> usize {
         self.inner().releases
+    }
+
+    /// Makes `key` one that cannot be written, for `why`.
+    pub fn refuse_sysctl(&self, key: &str, why: &str) {
+        let mut inner = self.inner();
+        inner.unwritable.insert(key.to_string(), why.to_string());
     }
 
     /// Says what `key` reads in a namespace just made.
@@ -345,6 +353,16 @@ impl KernelPort for FakeKernel {
         let inner = self.inner();
         let value = |key: &String| inner.fresh_sysctls.get(key).cloned();
         Ok(keys.iter().map(|key| (key.clone(), value(key))).collect())
+    }
+
+    async fn unwritable_sysctls(
+        &self,
+        keys: &[String],
+        _fresh: bool,
+    ) -> io::Result<Vec<(String, Option<String>)>> {
+        let inner = self.inner();
+        let why = |key: &String| inner.unwritable.get(key).cloned();
+        Ok(keys.iter().map(|key| (key.clone(), why(key))).collect())
     }
 
     fn run_command(&self, _ns: &str, _command: &[String]) -> io::Result<ExitStatus> {

@@ -22,6 +22,7 @@ mod reconcile;
 mod restore;
 mod scheduler;
 mod status;
+mod sysctls;
 
 pub use destroy::DestroyTarget;
 pub use path::{PathProbe, PathRun};
@@ -63,6 +64,11 @@ pub enum EngineError {
         wanted: String,
         found: String,
     },
+    #[error(
+        "the kernel cannot set {}: nothing was changed (fix the key in the file, or drop it)",
+        .0.join("; ")
+    )]
+    Sysctls(Vec<String>),
 }
 
 impl EngineError {

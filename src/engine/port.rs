@@ -8,7 +8,7 @@ use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::kernel::{Interface, Kernel, KernelError, Scope, netns};
+use crate::kernel::{Interface, Kernel, KernelError, Scope, netns, sysctl};
 use crate::model::{Change, Observed, ResourceId};
 
 /// A kernel the engine can reconcile. The futures need not be `Send`: a
@@ -60,6 +60,15 @@ pub trait KernelPort {
     /// namespace netloom creates starts with (a key the kernel lacks: `None`).
     fn fresh_namespace_sysctls(&self, keys: &[String])
     -> io::Result<Vec<(String, Option<String>)>>;
+
+    /// What stops each of `keys` from being written (`None`: nothing), in
+    /// this machine's namespace or, with `fresh`, in a namespace made just
+    /// now (one like those netloom creates). Writes nothing.
+    fn unwritable_sysctls(
+        &self,
+        keys: &[String],
+        fresh: bool,
+    ) -> impl Future<Output = io::Result<Vec<(String, Option<String>)>>>;
 
     /// Runs a command inside a namespace and waits for it.
     fn run_command(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus>;
@@ -115,7 +124,21 @@ impl KernelPort for Kernel {
         &self,
         keys: &[String],
     ) -> io::Result<Vec<(String, Option<String>)>> {
-        crate::kernel::sysctl::read_in_fresh_namespace(keys)
+        let keys = keys.to_vec();
+        sysctl::in_fresh_namespace(move || sysctl::read_here(&keys))
+    }
+
+    async fn unwritable_sysctls(
+        &self,
+        keys: &[String],
+        fresh: bool,
+    ) -> io::Result<Vec<(String, Option<String>)>> {
+        let keys = keys.to_vec();
+        if fresh {
+            sysctl::in_fresh_namespace(move || sysctl::unwritable_here(&keys))
+        } else {
+            Kernel::run_in(self, "", move || sysctl::unwritable_here(&keys)).await
+        }
     }
 
     fn run_command(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus> {

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::destroy::{DestroyTarget, restore_set};
-use super::{Engine, EngineError, Execution, KernelPort, Progress, Snapshot, restore, scheduler};
+use super::{
+    Engine, EngineError, Execution, KernelPort, Progress, Snapshot, restore, scheduler, sysctls,
+};
 use crate::kernel::{KernelError, Scope};
 use crate::model::{Desired, Kind, ResourceId};
 use crate::plan::{self, Context};
@@ -127,6 +129,7 @@ impl<K: KernelPort> Engine<K> {
             adopt: self.options.adopt,
         };
         let plan = plan::diff(&desired.resources, &observed, &ctx)?;
+        sysctls::check(&self.kernel, &plan).await?;
         tracing::info!(
             changes = plan.changes.len(),
             "planned in {:?}",

@@ -61,7 +61,7 @@ pub(super) fn restores(
 /// The key whose value in a new namespace is `key`'s default: itself, or
 /// for an interface's key its `default` sibling (an interface copies it
 /// when it is made).
-fn default_key(key: &str) -> String {
+pub(super) fn default_key(key: &str) -> String {
     match sysctl_interface(key) {
         Some(ifname) => key.replacen(&format!(".{ifname}."), ".default.", 1),
         None => key.to_string(),

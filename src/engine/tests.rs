@@ -570,3 +570,30 @@ fn host_mode_warns_when_routing_needs_forwarding_the_host_lacks() {
     let warned = block_on(host::forwarding_warning(&kernel, &vxlan, &host("worker1"))).unwrap();
     assert!(warned.is_some_and(|w| w.contains("an overlay")));
 }
+
+/// A sysctl the kernel lacks or cannot write stops the run before any
+/// change (it used to fail half way, after the namespace was made).
+#[test]
+fn a_sysctl_the_kernel_cannot_set_stops_the_run_before_any_change() {
+    let state = TempState::new("bad-sysctl");
+    let kernel = FakeKernel::new();
+    kernel.refuse_sysctl("net.ipv4.ip_forwardd", "this kernel has no such sysctl");
+    let engine = engine(kernel, &state, Mode::Lab);
+    let topology = parse(
+        "typo.yaml",
+        "name: typo\npods:\n  web:\n    sysctls: { net.ipv4.ip_forwardd: \"1\" }\n",
+    );
+    let Err(err) = block_on(engine.apply(&topology, false, &Quiet)) else {
+        panic!("a sysctl the kernel lacks was accepted");
+    };
+    assert!(
+        err.to_string()
+            .contains("`net.ipv4.ip_forwardd` in netns web: this kernel has no such sysctl"),
+        "{err}"
+    );
+    assert!(engine.kernel().writes().is_empty());
+    assert!(
+        block_on(engine.plan(&topology)).is_err(),
+        "plan says so too"
+    );
+}
