@@ -19,8 +19,8 @@ mod schema;
 mod status;
 mod topology;
 mod validate;
-mod watch;
 pub mod view;
+mod watch;
 
 pub use schema::schema_json;
 pub use topology::{TopologyError, read_topology};

@@ -9,7 +9,7 @@
 //! a change can be silently ignored (a kernel that says yes and does
 //! nothing), and every write is counted.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
 use std::process::ExitStatus;
 use std::sync::Mutex;
@@ -40,6 +40,10 @@ struct Inner {
     failing_ids: HashSet<ResourceId>,
     ignored_ids: HashSet<ResourceId>,
     releases: usize,
+    /// The sysctls of a namespace just made (`fresh_namespace_sysctls`).
+    fresh_sysctls: BTreeMap<String, String>,
+    /// Sysctls that cannot be written, and why (`unwritable_sysctls`).
+    unwritable: BTreeMap<String, String>,
 }
 
 impl FakeKernel {
@@ -87,6 +91,20 @@ impl FakeKernel {
     /// How many times the engine let go of all it held.
     pub fn releases(&self) -> usize {
         self.inner().releases
+    }
+
+    /// Makes `key` one that cannot be written, for `why`.
+    pub fn refuse_sysctl(&self, key: &str, why: &str) {
+        let mut inner = self.inner();
+        inner.unwritable.insert(key.to_string(), why.to_string());
+    }
+
+    /// Says what `key` reads in a namespace just made.
+    pub fn set_fresh_sysctl(&self, key: &str, value: &str) {
+        let mut inner = self.inner();
+        inner
+            .fresh_sysctls
+            .insert(key.to_string(), value.to_string());
     }
 }
 
@@ -204,10 +222,7 @@ impl Inner {
 }
 
 fn refused(op: String) -> KernelError {
-    KernelError {
-        op,
-        source: io::Error::from_raw_os_error(libc::EIO),
-    }
+    KernelError::new(op, io::Error::from_raw_os_error(libc::EIO))
 }
 
 impl KernelPort for FakeKernel {
@@ -267,10 +282,10 @@ impl KernelPort for FakeKernel {
             resources.any(|id| id.ns == gone.ns && id.ifname() == Some(gone.name.as_str()))
         });
         match left {
-            Some(id) => Err(KernelError {
-                op: format!("wait for {id} to go with its peer's namespace"),
-                source: io::Error::from(io::ErrorKind::TimedOut),
-            }),
+            Some(id) => Err(KernelError::new(
+                format!("wait for {id} to go with its peer's namespace"),
+                io::Error::from(io::ErrorKind::TimedOut),
+            )),
             None => Ok(()),
         }
     }
@@ -329,6 +344,25 @@ impl KernelPort for FakeKernel {
         job: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
         job()
+    }
+
+    fn fresh_namespace_sysctls(
+        &self,
+        keys: &[String],
+    ) -> io::Result<Vec<(String, Option<String>)>> {
+        let inner = self.inner();
+        let value = |key: &String| inner.fresh_sysctls.get(key).cloned();
+        Ok(keys.iter().map(|key| (key.clone(), value(key))).collect())
+    }
+
+    async fn unwritable_sysctls(
+        &self,
+        keys: &[String],
+        _fresh: bool,
+    ) -> io::Result<Vec<(String, Option<String>)>> {
+        let inner = self.inner();
+        let why = |key: &String| inner.unwritable.get(key).cloned();
+        Ok(keys.iter().map(|key| (key.clone(), why(key))).collect())
     }
 
     fn run_command(&self, _ns: &str, _command: &[String]) -> io::Result<ExitStatus> {

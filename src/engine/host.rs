@@ -4,9 +4,9 @@
 //! MTUs follow its MTU.
 
 use super::{EngineError, KernelPort};
-use crate::kernel::Interface;
-use crate::model::{self, Desired, Mode};
-use crate::spec::Topology;
+use crate::kernel::{Interface, Scope};
+use crate::model::{self, Desired, Kind, Mode, Resource, ResourceId};
+use crate::spec::{Routing, Topology};
 
 /// The desired state of a topology in a run's mode.
 pub(super) async fn desired<K: KernelPort>(
@@ -56,4 +56,55 @@ fn check_underlay(
         wanted: format!("{wanted} on {ifname}"),
         found,
     })
+}
+
+/// Host mode on a machine that does not forward IPv4, while the file
+/// routes through it (`routing: host-gw`, or an overlay this host is a
+/// member of) and leaves `forwarding` unset: pods elsewhere cannot reach
+/// this host's pods. netloom sets no sysctl on a real host unless told
+/// (docs/FORMAT.md, "Host"), so it says how to fix it.
+pub(super) async fn forwarding_warning<K: KernelPort>(
+    kernel: &K,
+    topology: &Topology,
+    mode: &Mode,
+) -> Result<Option<String>, EngineError> {
+    let Mode::Host { name, .. } = mode else {
+        return Ok(None);
+    };
+    let Some(host) = topology.hosts.get(name.as_str()) else {
+        return Ok(None);
+    };
+    if host.forwarding.is_some() {
+        return Ok(None);
+    }
+    let host_gw = topology.routing.as_ref().map(|r| r.value) == Some(Routing::HostGw);
+    let in_overlay = topology.overlays.values().any(|overlay| {
+        overlay.bridges.iter().any(|key| {
+            let bridge = topology.bridges.get(key.as_str());
+            bridge.and_then(|b| b.host.as_ref()).map(|h| h.as_str()) == Some(name.as_str())
+        })
+    });
+    if !host_gw && !in_overlay {
+        return Ok(None);
+    }
+    let key = "net.ipv4.ip_forward";
+    let scope = Scope {
+        namespaces: [(String::new(), [key.to_string()].into())].into(),
+    };
+    let observed = kernel.observe(&scope).await?;
+    let forwards = observed
+        .resources
+        .get(&ResourceId::new("", Kind::Sysctl, key))
+        .is_none_or(|value| !matches!(value, Resource::Sysctl { value } if value.trim() == "0"));
+    if forwards {
+        return Ok(None);
+    }
+    let why = if host_gw {
+        "`routing: host-gw`"
+    } else {
+        "an overlay"
+    };
+    Ok(Some(format!(
+        "host `{name}` does not forward IPv4 (net.ipv4.ip_forward is 0), so with {why} pods on other hosts cannot reach its pods: set `forwarding: true` on host `{name}`"
+    )))
 }

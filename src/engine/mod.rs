@@ -19,8 +19,10 @@ mod host;
 mod path;
 mod port;
 mod reconcile;
+mod restore;
 mod scheduler;
 mod status;
+mod sysctls;
 
 pub use destroy::DestroyTarget;
 pub use path::{PathProbe, PathRun};
@@ -63,6 +65,11 @@ pub enum EngineError {
         wanted: String,
         found: String,
     },
+    #[error(
+        "the kernel cannot set {}: nothing was changed (fix the key in the file, or drop it)",
+        .0.join("; ")
+    )]
+    Sysctls(Vec<String>),
 }
 
 impl EngineError {
@@ -111,7 +118,10 @@ impl Execution {
 
 /// Everything observed for one run.
 pub struct Snapshot {
+    /// The file's objects, and the values to put back that it no longer
+    /// declares (`restored`).
     pub desired: Desired,
+    pub restored: std::collections::BTreeSet<crate::model::ResourceId>,
     pub observed: Observed,
     pub records: Records,
     pub plan: Plan,
@@ -153,7 +163,13 @@ impl<K: KernelPort> Engine<K> {
     }
 
     async fn desired(&self, topology: &Topology) -> Result<Desired, EngineError> {
-        host::desired(&self.kernel, topology, &self.options.mode).await
+        let desired = host::desired(&self.kernel, topology, &self.options.mode).await?;
+        if let Some(warning) =
+            host::forwarding_warning(&self.kernel, topology, &self.options.mode).await?
+        {
+            tracing::warn!("{warning}");
+        }
+        Ok(desired)
     }
 
     /// The plan for a topology; changes nothing.

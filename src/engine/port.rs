@@ -8,7 +8,7 @@ use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::kernel::{Interface, Kernel, KernelError, Scope, netns};
+use crate::kernel::{Interface, Kernel, KernelError, Scope, netns, sysctl};
 use crate::model::{Change, Observed, ResourceId};
 
 /// A kernel the engine can reconcile. The futures need not be `Send`: a
@@ -55,6 +55,20 @@ pub trait KernelPort {
         ns: &str,
         job: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> impl Future<Output = io::Result<T>>;
+
+    /// The values of `keys` in a network namespace just made: what a
+    /// namespace netloom creates starts with (a key the kernel lacks: `None`).
+    fn fresh_namespace_sysctls(&self, keys: &[String])
+    -> io::Result<Vec<(String, Option<String>)>>;
+
+    /// What stops each of `keys` from being written (`None`: nothing), in
+    /// this machine's namespace or, with `fresh`, in a namespace made just
+    /// now (one like those netloom creates). Writes nothing.
+    fn unwritable_sysctls(
+        &self,
+        keys: &[String],
+        fresh: bool,
+    ) -> impl Future<Output = io::Result<Vec<(String, Option<String>)>>>;
 
     /// Runs a command inside a namespace and waits for it.
     fn run_command(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus>;
@@ -104,6 +118,27 @@ impl KernelPort for Kernel {
         job: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
         Kernel::run_in(self, ns, job).await
+    }
+
+    fn fresh_namespace_sysctls(
+        &self,
+        keys: &[String],
+    ) -> io::Result<Vec<(String, Option<String>)>> {
+        let keys = keys.to_vec();
+        sysctl::in_fresh_namespace(move || sysctl::read_here(&keys))
+    }
+
+    async fn unwritable_sysctls(
+        &self,
+        keys: &[String],
+        fresh: bool,
+    ) -> io::Result<Vec<(String, Option<String>)>> {
+        let keys = keys.to_vec();
+        if fresh {
+            sysctl::in_fresh_namespace(move || sysctl::unwritable_here(&keys))
+        } else {
+            Kernel::run_in(self, "", move || sysctl::unwritable_here(&keys)).await
+        }
     }
 
     fn run_command(&self, ns: &str, command: &[String]) -> io::Result<ExitStatus> {

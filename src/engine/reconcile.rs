@@ -7,8 +7,10 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::destroy::{DestroyTarget, restore_set};
-use super::{Engine, EngineError, Execution, KernelPort, Progress, Snapshot, scheduler};
-use crate::kernel::Scope;
+use super::{
+    Engine, EngineError, Execution, KernelPort, Progress, Snapshot, restore, scheduler, sysctls,
+};
+use crate::kernel::{KernelError, Scope};
 use crate::model::{Desired, Kind, LinkKind, Resource, ResourceId};
 use crate::plan::{self, Context};
 use crate::spec::Topology;
@@ -31,9 +33,12 @@ struct Run {
 
 impl Run {
     /// The record once the kernel verifiably holds what this run wanted.
-    fn settle(&self, record: &mut Record, desired: &Desired) {
+    fn settle(&self, record: &mut Record, desired: &Desired, restored: &BTreeSet<ResourceId>) {
         match self.goal {
-            Goal::Apply => record.settle(desired),
+            Goal::Apply => {
+                record.settle(desired);
+                record.restored(restored);
+            }
             // Only part of the file was looked at: what the record says of
             // the rest stays, and the part repaired is what it was.
             Goal::Repair => {}
@@ -119,16 +124,34 @@ impl<K: KernelPort> Engine<K> {
     /// and diffs.
     pub(super) async fn snapshot(
         &self,
-        desired: Desired,
+        mut desired: Desired,
         records: Records,
         extra: Scope,
         part: Option<&Part>,
     ) -> Result<Snapshot, EngineError> {
+        let restores = restore::restores(
+            &desired,
+            records.get(&desired.topology),
+            |ns| self.kernel.namespace_exists(ns),
+            |keys| self.kernel.fresh_namespace_sysctls(keys),
+        )
+        .map_err(|err| {
+            KernelError::new(
+                "read the kernel's default sysctls in a new namespace".to_string(),
+                err,
+            )
+        })?;
+        let restored: BTreeSet<ResourceId> = restores.keys().cloned().collect();
+        desired.resources.extend(restores);
         let mut scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
         if let Some(part) = part {
             scope
                 .namespaces
                 .retain(|ns, _| part.namespaces.contains(ns));
+            // A value to restore outside the part waits for a full apply.
+            desired
+                .resources
+                .retain(|id, _| part.namespaces.contains(&id.ns) && !part.outside.contains(id));
         }
         let started = Instant::now();
         let mut observed = self.kernel.observe(&scope).await?;
@@ -154,6 +177,7 @@ impl<K: KernelPort> Engine<K> {
             adopt: self.options.adopt,
         };
         let plan = plan::diff(&desired.resources, &observed, &ctx)?;
+        sysctls::check(&self.kernel, &plan).await?;
         tracing::info!(
             changes = plan.changes.len(),
             "planned in {:?}",
@@ -161,6 +185,7 @@ impl<K: KernelPort> Engine<K> {
         );
         Ok(Snapshot {
             desired,
+            restored,
             observed,
             records,
             plan,
@@ -216,7 +241,7 @@ impl<K: KernelPort> Engine<K> {
             // read and matches. The record is brought up to date only if
             // it is not (a no-op writes nothing).
             let before = record.clone();
-            run.settle(&mut record, &snapshot.desired);
+            run.settle(&mut record, &snapshot.desired, &snapshot.restored);
             if record != before {
                 self.state.save(&record)?;
             }
@@ -246,11 +271,12 @@ impl<K: KernelPort> Engine<K> {
         if execution.failure.is_none() {
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
+            // (What this run restored is declared now: read back as such.)
             let again = self
                 .snapshot(snapshot.desired, records, extra_scope, part)
                 .await?;
             if again.plan.is_empty() && again.plan.conflicts.is_empty() {
-                run.settle(&mut record, &again.desired);
+                run.settle(&mut record, &again.desired, &snapshot.restored);
             }
             execution.unverified = again.plan.changes;
             execution.unverified_conflicts = again.plan.conflicts;

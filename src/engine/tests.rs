@@ -459,3 +459,186 @@ fn a_repair_looks_only_at_its_namespaces_and_mends_what_drifted_there() {
     assert_eq!(state.record(&topology.name), record);
     assert!(apply(&engine, &topology).plan.is_empty());
 }
+
+/// The (before, after) pairs of tests/transitions: edits that keep one
+/// end of a veth at its (namespace, name) while the pair itself is made
+/// anew, by name.
+fn transitions() -> Vec<(String, Topology, Topology)> {
+    let mut names: Vec<String> = std::fs::read_dir("tests/transitions")
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".before.yaml").map(String::from)
+        })
+        .collect();
+    names.sort();
+    let read = |path: String| {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let topology = crate::load::parse(&SourceFile::new(&path, text)).unwrap();
+        let problems = crate::validate::validate(&topology);
+        assert!(problems.is_empty(), "{path}: {problems:#?}");
+        topology
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let before = read(format!("tests/transitions/{name}.before.yaml"));
+            let after = read(format!("tests/transitions/{name}.after.yaml"));
+            (name, before, after)
+        })
+        .collect()
+}
+
+/// One apply converges whatever end of a veth keeps its place: the end
+/// that is born again gets its address, routes, state and settings back
+/// in the same run (before: verify failed, the pod was offline until a
+/// second apply).
+#[test]
+fn a_veth_made_anew_under_a_kept_name_converges_in_one_apply() {
+    let transitions = transitions();
+    assert_eq!(transitions.len(), 5);
+    for (what, before, after) in &transitions {
+        let state = TempState::new("rebirth");
+        let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+        assert!(apply(&engine, before).succeeded(), "{what}: before");
+        let run = apply(&engine, after);
+        assert!(
+            run.succeeded(),
+            "{what}: {:#?}",
+            run.unverified
+                .iter()
+                .map(|c| format!("{:?} {}", c.action, c.id))
+                .collect::<Vec<_>>()
+        );
+        let again = block_on(engine.plan(after)).unwrap();
+        assert!(again.plan.is_empty(), "{what}: {:#?}", again.plan.changes);
+    }
+}
+
+/// `forwarding: true` dropped from a real host's entry: forwarding goes
+/// back to the value it replaced at once, not only on destroy, and the
+/// record has nothing left to restore.
+#[test]
+fn a_host_setting_the_file_drops_goes_back_to_the_value_it_replaced() {
+    let state = TempState::new("unset-host");
+    let engine = engine(real_host("192.168.60.11/24"), &state, host("h1"));
+    let with = parse(
+        "forwarding.yaml",
+        "name: fwd\nhosts:\n  h1: { underlay: 192.168.60.11/24, forwarding: true }\n",
+    );
+    let without = parse(
+        "forwarding.yaml",
+        "name: fwd\nhosts:\n  h1: { underlay: 192.168.60.11/24 }\n",
+    );
+    let forwarding = ResourceId::new("", Kind::Sysctl, "net.ipv4.ip_forward");
+    assert!(apply(&engine, &with).succeeded());
+    let status = block_on(engine.status(&without)).unwrap().1;
+    assert!(
+        status
+            .iter()
+            .any(|s| s.id == forwarding && s.state == status::State::Drifted),
+        "status sees the value to restore"
+    );
+    let run = apply(&engine, &without);
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    assert_eq!(
+        engine.kernel().live().resources[&forwarding],
+        Resource::Sysctl { value: "0".into() }
+    );
+    // Nothing left to restore: the record is gone (an empty one is removed).
+    assert_eq!(state.record("fwd"), None);
+    assert!(block_on(engine.plan(&without)).unwrap().plan.is_empty());
+}
+
+/// A pod sysctl the file drops goes back to the kernel's default: what a
+/// namespace made just now reads (the per-interface key: its `default`
+/// sibling's).
+#[test]
+fn a_pod_sysctl_the_file_drops_goes_back_to_the_kernels_default() {
+    let state = TempState::new("unset-pod");
+    let kernel = FakeKernel::new();
+    kernel.set_fresh_sysctl("net.ipv4.ip_forward", "0");
+    kernel.set_fresh_sysctl("net.ipv4.conf.default.rp_filter", "0");
+    let engine = engine(kernel, &state, Mode::Lab);
+    let pod = |sysctls: &str| {
+        parse(
+            "sysctls.yaml",
+            &format!(
+                "name: sys\nbridges:\n  br0: {{}}\npods:\n  web:\n    interfaces:\n      eth0: {{ bridge: br0 }}\n    sysctls: {{ {sysctls} }}\n"
+            ),
+        )
+    };
+    let with = pod("net.ipv4.ip_forward: \"1\", net.ipv4.conf.eth0.rp_filter: \"2\"");
+    let without = pod("");
+    assert!(apply(&engine, &with).succeeded());
+    let run = apply(&engine, &without);
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    let live = engine.kernel().live().resources;
+    for key in ["net.ipv4.ip_forward", "net.ipv4.conf.eth0.rp_filter"] {
+        assert_eq!(
+            live[&ResourceId::new("web", Kind::Sysctl, key)],
+            Resource::Sysctl { value: "0".into() },
+            "{key}"
+        );
+    }
+    let record = state.record("sys").unwrap();
+    for key in ["net.ipv4.ip_forward", "net.ipv4.conf.eth0.rp_filter"] {
+        let id = ResourceId::new("web", Kind::Sysctl, key);
+        assert!(!record.created.contains(&id), "{record:#?}");
+    }
+    assert!(block_on(engine.plan(&without)).unwrap().plan.is_empty());
+}
+
+/// A real host that does not forward, under a file that routes through
+/// it without saying `forwarding`: plan, apply and status warn with the
+/// fix. Not when the file sets it, nor in lab mode.
+#[test]
+fn host_mode_warns_when_routing_needs_forwarding_the_host_lacks() {
+    let text = std::fs::read_to_string("topologies/k8s-host-gw.yaml").unwrap();
+    let shipped = parse("k8s-host-gw.yaml", &text);
+    let unset = parse("k8s-host-gw.yaml", &text.replace(", forwarding: true", ""));
+    let kernel = real_host("192.168.100.11/24");
+    let warning = |topology: &Topology, mode: &Mode| {
+        block_on(host::forwarding_warning(&kernel, topology, mode)).unwrap()
+    };
+    let warned = warning(&unset, &host("node1")).expect("a warning");
+    assert!(
+        warned.contains("net.ipv4.ip_forward is 0")
+            && warned.contains("set `forwarding: true` on host `node1`"),
+        "{warned}"
+    );
+    assert_eq!(warning(&shipped, &host("node1")), None);
+    assert_eq!(warning(&unset, &Mode::Lab), None);
+    let vxlan = std::fs::read_to_string("topologies/k8s-vxlan.yaml").unwrap();
+    let vxlan = parse("k8s-vxlan.yaml", &vxlan.replace(", forwarding: true", ""));
+    let kernel = real_host("192.168.200.11/24");
+    let warned = block_on(host::forwarding_warning(&kernel, &vxlan, &host("worker1"))).unwrap();
+    assert!(warned.is_some_and(|w| w.contains("an overlay")));
+}
+
+/// A sysctl the kernel lacks or cannot write stops the run before any
+/// change (it used to fail half way, after the namespace was made).
+#[test]
+fn a_sysctl_the_kernel_cannot_set_stops_the_run_before_any_change() {
+    let state = TempState::new("bad-sysctl");
+    let kernel = FakeKernel::new();
+    kernel.refuse_sysctl("net.ipv4.ip_forwardd", "this kernel has no such sysctl");
+    let engine = engine(kernel, &state, Mode::Lab);
+    let topology = parse(
+        "typo.yaml",
+        "name: typo\npods:\n  web:\n    sysctls: { net.ipv4.ip_forwardd: \"1\" }\n",
+    );
+    let Err(err) = block_on(engine.apply(&topology, false, &Quiet)) else {
+        panic!("a sysctl the kernel lacks was accepted");
+    };
+    assert!(
+        err.to_string()
+            .contains("`net.ipv4.ip_forwardd` in netns web: this kernel has no such sysctl"),
+        "{err}"
+    );
+    assert!(engine.kernel().writes().is_empty());
+    assert!(
+        block_on(engine.plan(&topology)).is_err(),
+        "plan says so too"
+    );
+}

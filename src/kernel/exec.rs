@@ -40,10 +40,10 @@ impl Kernel {
         match (change.action, &change.to, &change.from) {
             (Action::Create | Action::Update, Some(to), _) => self.set(id, to, change.action).await,
             (Action::Delete, _, Some(from)) => self.remove(id, from).await,
-            _ => Err(KernelError {
-                op: format!("{:?} {id}", change.action),
-                source: io::Error::other("a change without its value"),
-            }),
+            _ => Err(KernelError::new(
+                format!("{:?} {id}", change.action),
+                io::Error::other("a change without its value"),
+            )),
         }
     }
 
@@ -65,7 +65,10 @@ impl Kernel {
                 self.change(ns, name, LinkChange::Mark(alias.clone())).await
             }
             Resource::Mac { mac } => self.change(ns, name, LinkChange::Mac(*mac)).await,
-            Resource::Mtu { mtu } => self.change(ns, name, LinkChange::Mtu(*mtu)).await,
+            Resource::Mtu { mtu } => {
+                self.change(ns, name, LinkChange::Mtu(*mtu)).await?;
+                self.fit_tbf_to_mtu(ns, name, *mtu).await
+            }
             Resource::Up { up } => self.change(ns, name, LinkChange::Up(*up)).await,
             Resource::Master { master } => {
                 let master = self.index(ns, master).await?;
@@ -83,7 +86,9 @@ impl Kernel {
             } => {
                 let index = self.index(ns, name).await?;
                 let handle = self.handle(ns).await?;
-                qdisc::set_tbf(&handle, index, &qdisc::Tbf::for_rate(*rate_bits_per_second)).await
+                let mtu = link::link_mtu(&handle, index).await?;
+                let tbf = qdisc::Tbf::for_rate(*rate_bits_per_second, mtu);
+                qdisc::set_tbf(&handle, index, &tbf).await
             }
             Resource::Address { ifname, address } => {
                 let address = self.kernel_address(ns, ifname, address).await?;
@@ -118,6 +123,21 @@ impl Kernel {
                     &[libc::EEXIST],
                 )
             }
+        }
+    }
+
+    /// A link's MTU went up: a token bucket already on it, sized for the
+    /// old MTU, would drop the larger frames, so it grows with it (same
+    /// rate). Whichever of the two a plan sets first, the bucket ends up
+    /// holding the link's frames.
+    async fn fit_tbf_to_mtu(&self, ns: &str, name: &str, mtu: u32) -> Result<()> {
+        let index = self.index(ns, name).await?;
+        let handle = self.handle(ns).await?;
+        match qdisc::dump_tbfs(&handle).await?.remove(&index) {
+            Some(tbf) if !tbf.holds_frames_of(mtu) => {
+                qdisc::set_tbf(&handle, index, &qdisc::Tbf::for_rate(tbf.rate * 8, mtu)).await
+            }
+            _ => Ok(()),
         }
     }
 
@@ -163,10 +183,10 @@ impl Kernel {
                 link::create_vxlan(&handle, &config).await?
             }
             LinkKind::Other { name: other } => {
-                return Err(KernelError {
-                    op: format!("create {other} link {name}"),
-                    source: io::Error::from(io::ErrorKind::Unsupported),
-                });
+                return Err(KernelError::new(
+                    format!("create {other} link {name}"),
+                    io::Error::from(io::ErrorKind::Unsupported),
+                ));
             }
         };
         self.remember_index(ns, name, index);

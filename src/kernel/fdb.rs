@@ -27,12 +27,14 @@ use super::{
 pub const FLOOD_MAC: Mac = Mac([0; 6]);
 
 /// An fdb entry of a VXLAN device: frames for `mac` go to VTEP `dst`.
+/// Its state is not kept: the kernel learns only real source MACs, so
+/// every all-zero-MAC entry was configured (by netloom, NUD_PERMANENT, or
+/// by hand: `bridge fdb append` writes NUD_PERMANENT|NUD_NOARP) and sends
+/// traffic whatever its state bits say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdbEntry {
     pub mac: Mac,
     pub dst: Option<IpAddr>,
-    /// NUD_PERMANENT for configured entries, NUD_REACHABLE for learnt ones.
-    pub permanent: bool,
 }
 
 /// The AF_BRIDGE neighbour message for (`index`, `mac`, `dst`), NTF_SELF
@@ -110,11 +112,7 @@ fn decode_entry(message: &NeighbourMessage) -> Option<FdbEntry> {
             _ => {}
         }
     }
-    Some(FdbEntry {
-        mac: mac?,
-        dst,
-        permanent: message.header.state == NeighbourState::Permanent,
-    })
+    Some(FdbEntry { mac: mac?, dst })
 }
 
 fn ip_of(address: &NeighbourAddress) -> Option<IpAddr> {

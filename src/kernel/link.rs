@@ -16,7 +16,7 @@ use netlink_packet_route::{
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::{
-    error::{Context, Result},
+    error::{Context, KernelError, Result},
     netlink::request,
     netns::open_netns,
 };
@@ -160,6 +160,23 @@ pub enum LinkChange {
     Port(u32),
 }
 
+/// As `ip link set` words it: `mtu 9000`, `master ifindex 4`.
+impl std::fmt::Display for LinkChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkChange::Mtu(mtu) => write!(f, "mtu {mtu}"),
+            LinkChange::Mac(mac) => write!(f, "address {mac}"),
+            LinkChange::Up(true) => write!(f, "up"),
+            LinkChange::Up(false) => write!(f, "down"),
+            LinkChange::Master(Some(master)) => write!(f, "master ifindex {master}"),
+            LinkChange::Master(None) => write!(f, "nomaster"),
+            LinkChange::Mark(mark) => write!(f, "alias {mark}"),
+            LinkChange::Unmark => write!(f, "no alias"),
+            LinkChange::Port(master) => write!(f, "master ifindex {master} (as a port)"),
+        }
+    }
+}
+
 /// Changes one attribute of the link called `name`, like `ip link set`:
 /// RTM_NEWLINK without NLM_F_CREATE (the kernel finds the link by
 /// IFLA_IFNAME, the header's ifindex being 0).
@@ -197,7 +214,7 @@ pub async fn change_link(handle: &Handle, name: &str, change: LinkChange) -> Res
         .change(builder.build())
         .execute()
         .await
-        .op(|| format!("set {change:?} on {name}"))
+        .op(|| format!("set {change} on {name}"))
 }
 
 /// Deletes the link called `name` (for a veth, both ends).
@@ -224,6 +241,27 @@ pub async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
         Err(e) => Err(e).op(|| format!("look up link {name}")),
     }
+}
+
+/// The MTU of link `index`.
+pub async fn link_mtu(handle: &Handle, index: u32) -> Result<u32> {
+    let link = handle
+        .link()
+        .get()
+        .match_index(index)
+        .execute()
+        .try_next()
+        .await
+        .op(|| format!("look up link {index}"))?;
+    link.as_ref()
+        .map(decode_link)
+        .map(|link| link.mtu)
+        .ok_or_else(|| {
+            KernelError::new(
+                format!("look up link {index}"),
+                std::io::Error::from_raw_os_error(libc::ENODEV),
+            )
+        })
 }
 
 /// What kind of link, from IFLA_INFO_KIND.

@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod error;
 pub mod events;
+pub mod extack;
 pub mod fdb;
 pub mod link;
 pub mod lookup;
@@ -223,10 +224,10 @@ impl Kernel {
                 self.remember_index(ns, ifname, index);
                 Ok(index)
             }
-            None => Err(KernelError {
-                op: format!("find interface {ifname} in {}", namespace_label(ns)),
-                source: std::io::Error::from_raw_os_error(libc::ENODEV),
-            }),
+            None => Err(KernelError::new(
+                format!("find interface {ifname} in {}", namespace_label(ns)),
+                std::io::Error::from_raw_os_error(libc::ENODEV),
+            )),
         }
     }
 
@@ -297,10 +298,10 @@ impl Kernel {
             let handle = self.handle(&id.ns).await?;
             while link::link_index(&handle, &id.name).await?.is_some() {
                 if started.elapsed() > timeout {
-                    return Err(KernelError {
-                        op: format!("wait for {id} to go with its peer's namespace"),
-                        source: std::io::Error::from(std::io::ErrorKind::TimedOut),
-                    });
+                    return Err(KernelError::new(
+                        format!("wait for {id} to go with its peer's namespace"),
+                        std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }

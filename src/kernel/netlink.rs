@@ -12,6 +12,7 @@ use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::Handle;
+use rtnetlink::sys::AsyncSocket;
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit and returns it: every
 /// namespace handle holds a netlink socket, and thousands of pods need
@@ -30,11 +31,14 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 ///
 /// The socket has `NETLINK_GET_STRICT_CHK` on: the kernel rejects unknown
 /// attributes in requests and filters dumps by the header fields it is given
-/// (route table, fdb port), like iproute2 does.
+/// (route table, fdb port), like iproute2 does. And `NETLINK_EXT_ACK`, as
+/// iproute2 has: a refusal then says why in the kernel's words, and which
+/// attribute of the request it was about (see `extack`).
 pub fn connect_here(runtime: &tokio::runtime::Handle) -> io::Result<(Connection, Handle)> {
     // The socket registers with the reactor of the runtime entered here.
     let _runtime = runtime.enter();
-    let (connection, handle, _unsolicited) = rtnetlink::new_connection_with_strict_check()?;
+    let (mut connection, handle, _unsolicited) = rtnetlink::new_connection_with_strict_check()?;
+    connection.socket_mut().socket_ref().set_ext_ack(true)?;
     Ok((connection, handle))
 }
 

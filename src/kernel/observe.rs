@@ -18,6 +18,9 @@ use crate::model::{Kind, LinkKind, Resource, ResourceId, Route, Vxlan};
 /// socket run one at a time).
 const CONCURRENT_NAMESPACES: usize = 32;
 
+/// The addresses every loopback has.
+const LOOPBACK_ADDRESSES: [&str; 2] = ["127.0.0.1/8", "::1/128"];
+
 /// Everything read from one namespace.
 struct View {
     ns: String,
@@ -296,10 +299,10 @@ fn translate(
                 },
             );
         }
+        // Every flood entry, in whatever state: one the file does not
+        // declare is drift (extra), one it does is there.
         for entry in view.flood_entries.get(&link.index).into_iter().flatten() {
-            if let (true, true, Some(dst)) =
-                (entry.mac == fdb::FLOOD_MAC, entry.permanent, entry.dst)
-            {
+            if let (true, Some(dst)) = (entry.mac == fdb::FLOOD_MAC, entry.dst) {
                 let fdb = Resource::Fdb {
                     ifname: name.clone(),
                     dst,
@@ -309,12 +312,17 @@ fn translate(
         }
     }
     for address in &view.addresses {
-        let Some(ifname) = view.name_of(address.index).filter(|n| *n != "lo") else {
+        let Some(ifname) = view.name_of(address.index) else {
             continue;
         };
         let Ok(net) = IpNet::new(address.ip, address.prefix_len) else {
             continue;
         };
+        // The loopback's own addresses come with its namespace; any other
+        // there (one added by hand) is observed like any address.
+        if ifname == "lo" && LOOPBACK_ADDRESSES.contains(&net.to_string().as_str()) {
+            continue;
+        }
         let (name, resource) = Resource::address(ifname, net);
         // IPv4 allows one IP with several prefix lengths on an interface:
         // the others go by `ip/prefix` (the plan lines them up with the file).

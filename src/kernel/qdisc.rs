@@ -30,6 +30,11 @@ const TCA_TBF_BURST: u16 = 6;
 const TC_LINKLAYER_ETHERNET: u8 = 1;
 /// Kernel time unit of `tc_tbf_qopt.buffer`: 2^6 ns (PSCHED_SHIFT).
 const PSCHED_SHIFT: u32 = 6;
+/// The Ethernet header a veth frame carries on top of its MTU (ETH_HLEN):
+/// tbf counts it in a packet's length.
+const ETHERNET_HEADER: u32 = 14;
+/// The least burst: 16 KiB.
+const MIN_BURST: u64 = 16 * 1024;
 
 /// A token bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,15 +48,30 @@ pub struct Tbf {
 }
 
 impl Tbf {
-    /// A bucket for `bits_per_second` ("100mbit" = 100_000_000) with the
-    /// choices `tc` users typically make: a burst of 4 ms of traffic (at
-    /// least 16 KiB, so a full-size frame always fits) and a queue of 50 ms
-    /// of traffic on top of it.
-    pub fn for_rate(bits_per_second: u64) -> Self {
+    /// A bucket for `bits_per_second` ("100mbit" = 100_000_000) on a link
+    /// of MTU `mtu`, with the choices `tc` users typically make: a burst of
+    /// 4 ms of traffic (at least 16 KiB) and a queue of 50 ms of traffic on
+    /// top of it. The burst always holds a full-size frame: tbf drops every
+    /// packet longer than its burst, so with a smaller one a large transfer
+    /// stalls (the kernel only warns "burst is lower than device mtu").
+    pub fn for_rate(bits_per_second: u64, mtu: u32) -> Self {
         let rate = bits_per_second / 8;
-        let burst = (rate / 250).clamp(16 * 1024, u64::from(u32::MAX)) as u32;
+        let burst = (rate / 250)
+            .max(MIN_BURST)
+            .max(u64::from(Self::frame(mtu)))
+            .min(u64::from(u32::MAX)) as u32;
         let limit = (u64::from(burst) + rate / 20).min(u64::from(u32::MAX)) as u32;
         Self { rate, burst, limit }
+    }
+
+    /// The longest frame a link of MTU `mtu` sends, as tbf measures it.
+    fn frame(mtu: u32) -> u32 {
+        mtu.saturating_add(ETHERNET_HEADER)
+    }
+
+    /// Whether every frame of a link of MTU `mtu` fits the burst.
+    pub fn holds_frames_of(&self, mtu: u32) -> bool {
+        self.burst >= Self::frame(mtu)
     }
 
     /// TCA_OPTIONS: TCA_TBF_PARMS (rate, limit; the kernel derives `buffer`
@@ -112,6 +132,14 @@ impl Tbf {
     }
 }
 
+/// As `tc` words it: `rate 10000000bit burst 16384b limit 78884b`.
+impl std::fmt::Display for Tbf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rate, burst, limit) = (self.rate * 8, self.burst, self.limit);
+        write!(f, "rate {rate}bit burst {burst}b limit {limit}b")
+    }
+}
+
 fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(
         bytes.get(offset..offset + 4)?.try_into().ok()?,
@@ -134,7 +162,7 @@ pub async fn set_tbf(handle: &Handle, index: u32, tbf: &Tbf) -> Result<()> {
     )
     .await
     .map(drop)
-    .op(|| format!("set tbf {tbf:?} on ifindex {index}"))
+    .op(|| format!("set tbf {tbf} on ifindex {index}"))
 }
 
 /// Removes the root qdisc of link `index` (back to the default one).
@@ -178,4 +206,27 @@ pub async fn dump_tbfs(handle: &Handle) -> Result<HashMap<u32, Tbf>> {
             Some((u32::try_from(q.header.index).ok()?, tbf))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tbf;
+
+    #[test]
+    fn the_burst_is_4_ms_of_traffic_and_at_least_16_kib() {
+        assert_eq!(Tbf::for_rate(100_000_000, 1500).burst, 50_000);
+        assert_eq!(Tbf::for_rate(10_000_000, 1500).burst, 16 * 1024);
+        assert_eq!(Tbf::for_rate(10_000_000, 1500).limit, 16 * 1024 + 62_500);
+    }
+
+    #[test]
+    fn the_burst_holds_a_full_size_frame() {
+        for mtu in [1500, 9000, 16_371, 30_000, 65_535] {
+            let tbf = Tbf::for_rate(10_000_000, mtu);
+            assert!(tbf.holds_frames_of(mtu), "{mtu}: {tbf:?}");
+        }
+        let tbf = Tbf::for_rate(10_000_000, 30_000);
+        assert_eq!(tbf.burst, 30_014);
+        assert!(!Tbf::for_rate(10_000_000, 1500).holds_frames_of(30_000));
+    }
 }

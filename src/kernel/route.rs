@@ -29,6 +29,20 @@ pub struct Route {
     pub metric: u32,
 }
 
+/// As `ip route` writes it: `10.9.0.0/16 via 10.0.0.1 dev ifindex 3 metric 0`.
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.dst, self.prefix_len)?;
+        if let Some(via) = self.via {
+            write!(f, " via {via}")?;
+        }
+        if let Some(oif) = self.oif {
+            write!(f, " dev ifindex {oif}")?;
+        }
+        write!(f, " metric {}", self.metric)
+    }
+}
+
 /// A main-table route as observed. `metric` is the effective one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ObservedRoute {
@@ -92,12 +106,10 @@ pub async fn add_route(handle: &Handle, route: &Route, replace: bool) -> Result<
     if replace {
         request = request.replace();
     }
-    request.execute().await.op(|| {
-        format!(
-            "{} route {route:?}",
-            if replace { "replace" } else { "add" }
-        )
-    })
+    request
+        .execute()
+        .await
+        .op(|| format!("{} route {route}", if replace { "replace" } else { "add" }))
 }
 
 /// Deletes exactly `route` from the main table: its destination, metric,
@@ -105,7 +117,7 @@ pub async fn add_route(handle: &Handle, route: &Route, replace: bool) -> Result<
 /// so a route with the same key but another gateway or interface is never
 /// taken instead.
 pub async fn delete_route(handle: &Handle, route: &Route) -> Result<()> {
-    let describe = || format!("delete route {route:?}");
+    let describe = || format!("delete route {route}");
     // An IPv4 delete takes metric 0 for "any metric": it would take a route
     // with the same gateway and interface but another metric when this one
     // is gone. Make sure it is there.
@@ -155,7 +167,14 @@ async fn dump_family(handle: &Handle, family: AddressFamily) -> Result<Vec<Obser
         .execute()
         .try_collect()
         .await
-        .op(|| format!("dump {family:?} routes"))?;
+        .op(|| {
+            let family = if family == AddressFamily::Inet {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
+            format!("dump {family} routes")
+        })?;
     Ok(messages.iter().filter_map(decode_route).collect())
 }
 

@@ -83,6 +83,42 @@ pub fn read_here(keys: &[String]) -> io::Result<Vec<(String, Option<String>)>> {
         .collect()
 }
 
+/// Runs `job` in a network namespace made for the purpose (on a thread of
+/// its own, gone with it): one like every namespace netloom creates, as
+/// the kernel starts it.
+pub fn in_fresh_namespace<T: Send + 'static>(
+    job: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+        job()
+    })
+    .join()
+    .map_err(|_| io::Error::other("the thread in a fresh namespace panicked"))?
+}
+
+/// What stops each of `keys` from being written in the calling thread's
+/// namespace: `None` when nothing does, else why (no such key, read-only).
+/// Nothing is written: a key is opened for writing and closed.
+pub fn unwritable_here(keys: &[String]) -> io::Result<Vec<(String, Option<String>)>> {
+    Ok(keys
+        .iter()
+        .map(|key| {
+            let problem = match open(key, OFlag::O_WRONLY) {
+                Ok(_) => None,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    Some("this kernel has no such sysctl".to_string())
+                }
+                Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                    Some("it is read-only".to_string())
+                }
+                Err(err) => Some(err.to_string()),
+            };
+            (key.clone(), problem)
+        })
+        .collect())
+}
+
 /// Writes `value` to `key` in the calling thread's namespace.
 pub fn write_here(key: &str, value: &str) -> io::Result<()> {
     let mut file = open(key, OFlag::O_WRONLY)?;

@@ -6,7 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{KERNEL_ROUTE_PROTOCOLS, Resource, ResourceId, Resources};
+use ipnet::IpNet;
+
+use super::{KERNEL_ROUTE_PROTOCOLS, Kind, Resource, ResourceId, Resources, Route};
+
+/// The route protocols the kernel writes itself (KERNEL_ROUTE_PROTOCOLS).
+const KERNEL_PROTOCOL: u8 = KERNEL_ROUTE_PROTOCOLS[0];
+const RA_PROTOCOL: u8 = KERNEL_ROUTE_PROTOCOLS[1];
 
 /// What the kernel has, in the model's shape, plus the facts ownership
 /// needs that are not part of a resource's value.
@@ -24,9 +30,41 @@ impl Observed {
     /// from a router advertisement. It follows its cause; it is not an
     /// object anyone manages.
     pub fn is_kernel_route(&self, id: &ResourceId) -> bool {
-        self.route_protocols
-            .get(id)
-            .is_some_and(|protocol| KERNEL_ROUTE_PROTOCOLS.contains(protocol))
+        match self.route_protocols.get(id) {
+            Some(&RA_PROTOCOL) => true,
+            // `proto kernel` is only a claim: anyone can write it. The
+            // kernel's own are an address's subnet route (metric 0, or 256
+            // for IPv6) and the IPv6 link-local fe80::/64 of an interface.
+            Some(&KERNEL_PROTOCOL) => match self.resources.get(id) {
+                Some(Resource::Route(route)) => self.made_for_an_address(&id.ns, route),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn made_for_an_address(&self, ns: &str, route: &Route) -> bool {
+        let (Some(dev), None) = (&route.dev, route.via) else {
+            return false;
+        };
+        let kernel_metric = if route.to.addr().is_ipv4() { 0 } else { 256 };
+        if route.metric != kernel_metric {
+            return false;
+        }
+        let link_local: IpNet = "fe80::/64".parse().expect("a network");
+        if route.to == link_local {
+            return true;
+        }
+        // The addresses of `dev`: ids `dev ip` (and `dev ip/prefix`).
+        let from = ResourceId::new(ns, Kind::Address, format!("{dev} "));
+        self.resources
+            .range(from..)
+            .take_while(|(other, _)| {
+                other.ns == ns && other.kind == Kind::Address && other.name.starts_with(&format!("{dev} "))
+            })
+            .any(|(_, address)| {
+                matches!(address, Resource::Address { address, .. } if address.trunc() == route.to)
+            })
     }
 }
 

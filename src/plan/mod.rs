@@ -183,8 +183,6 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
             }
         }
     }
-    let replaced_links = recreate_dependents(&mut changes, &replaced, desired, live);
-
     // What an undeclared object may be deleted as: this topology's own,
     // or (with --adopt) what hangs on an adopted declared object, i.e. the
     // contents of an adopted namespace and the addresses and attributes of
@@ -222,14 +220,37 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
         .filter(|id| id.kind == Kind::Namespace && !desired.contains_key(*id) && may_delete(id))
         .map(|id| id.ns.as_str())
         .collect();
+    // Every interface that goes: the ends of links deleted or replaced, or
+    // gone with a deleted namespace (a veth in it takes its peer along).
     let vanishing_interfaces: BTreeSet<(&str, &str)> = live
         .iter()
-        .filter(|(id, _)| {
+        .filter(|(id, resource)| {
             id.kind == Kind::Link
-                && ((!desired.contains_key(*id) && may_delete(id)) || replaced_links.contains(id))
+                && ((!desired.contains_key(*id) && may_delete(id))
+                    || replaced.contains(id)
+                    || deleted_namespaces.contains(id.ns.as_str())
+                    || matches!(resource, Resource::Link(LinkKind::Veth { peer_ns, .. })
+                        if deleted_namespaces.contains(peer_ns.as_str())))
         })
         .flat_map(|(id, r)| link_ends(id, r))
         .collect();
+    // A declared link made anew where an interface of the same (namespace,
+    // name) goes (a veth whose other end changed: renamed, re-cabled,
+    // moved to another host): that interface is born again, bare. What
+    // the file sets on it is planned again, like on a replaced link.
+    let reborn = changes
+        .iter()
+        .filter(|c| c.action == Action::Create && c.id.kind == Kind::Link)
+        .filter_map(|c| desired.get_key_value(&c.id))
+        .filter(|(id, want)| {
+            link_ends(id, want)
+                .iter()
+                .any(|end| vanishing_interfaces.contains(end))
+        })
+        .map(|(id, _)| id);
+    let roots: Vec<&ResourceId> = replaced.iter().copied().chain(reborn).collect();
+    recreate_dependents(&mut changes, &roots, desired, live);
+
     for (id, have) in live {
         if desired.contains_key(id) || !may_delete(id) || is_the_kernels(id, have) {
             continue;
@@ -315,23 +336,17 @@ fn is_the_kernels(id: &ResourceId, live: &Resource) -> bool {
     }
 }
 
-/// A replaced object takes what hangs on it along: a link its attributes,
-/// addresses, per-interface sysctls, routes and ports' membership; an
-/// address the routes through it. Plan them again. Returns the replaced
-/// links.
+/// A replaced (or reborn) object takes what hangs on it along: a link its
+/// attributes, addresses, per-interface sysctls, routes and ports'
+/// membership; an address the routes through it. Plan them again.
 fn recreate_dependents<'a>(
     changes: &mut Vec<Change>,
     replaced: &[&'a ResourceId],
     desired: &'a Resources,
     live: &Resources,
-) -> BTreeSet<&'a ResourceId> {
-    let replaced_links: BTreeSet<&ResourceId> = replaced
-        .iter()
-        .copied()
-        .filter(|id| id.kind == Kind::Link)
-        .collect();
+) {
     if replaced.is_empty() {
-        return replaced_links;
+        return;
     }
     let graph = Graph::new(desired);
     let mut stack: Vec<&ResourceId> = replaced.to_vec();
@@ -370,7 +385,6 @@ fn recreate_dependents<'a>(
         };
         changes.push(action);
     }
-    replaced_links
 }
 
 fn change(

@@ -19,9 +19,10 @@ pub const TOPOLOGY_NAME_PATTERN: &str = "^[a-z0-9-]{1,16}$";
 /// Host, bridge and pod names (they name namespaces): `[A-Za-z0-9_.-]`,
 /// 1..=64 characters, not `.` or `..`.
 pub const OBJECT_NAME_PATTERN: &str = r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$";
-/// Interface names: 1..=15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
+/// Interface names: 1..=15 bytes, no `/`, `:`, `%` or whitespace, not `.`
+/// or `..`.
 /// (The schema counts characters; validation counts bytes.)
-pub const IFNAME_PATTERN: &str = r"^(?!\.\.?$)[^/:\s]{1,15}$";
+pub const IFNAME_PATTERN: &str = r"^(?!\.\.?$)[^/:%\s]{1,15}$";
 /// Namespaced sysctl keys: `net.` and then dotted words.
 pub const SYSCTL_PATTERN: &str = r"^net(\.[A-Za-z0-9_-]+)+$";
 

@@ -20,8 +20,9 @@ pub struct Record {
     pub namespaces: BTreeSet<String>,
     /// Objects that are this topology's without a mark to say so: routes
     /// outside its namespaces (their protocol says netloom, not which
-    /// topology), and whatever a killed run may have created before it
-    /// could mark it.
+    /// topology), whatever a killed run may have created before it could
+    /// mark it, and the sysctls it set in its own namespaces (reset to the
+    /// kernel's default when the file drops them).
     pub created: BTreeSet<ResourceId>,
     /// Sysctls of namespaces netloom did not create, with the value they
     /// had before netloom first set them.
@@ -79,7 +80,14 @@ impl Record {
             (Action::Create, Kind::Link | Kind::Route) if !owned_namespaces.contains(&id.ns) => {
                 self.created.insert(id.clone());
             }
-            (Action::Update, Kind::Sysctl) if !owned_namespaces.contains(&id.ns) => {
+            // A sysctl set in a namespace netloom made: reset to the
+            // kernel's default once the file stops declaring it.
+            (Action::Create | Action::Update, Kind::Sysctl)
+                if owned_namespaces.contains(&id.ns) =>
+            {
+                self.created.insert(id.clone());
+            }
+            (Action::Update, Kind::Sysctl) => {
                 if let Some(Resource::Sysctl { value }) = &change.from {
                     self.replaced
                         .entry(id.clone())
@@ -105,12 +113,26 @@ impl Record {
         // Only values of namespaces netloom did not make are worth restoring.
         self.replaced
             .retain(|id, _| !self.namespaces.contains(&id.ns));
+        let in_own_namespace = |id: &ResourceId| self.namespaces.contains(&id.ns);
         self.created = desired
             .resources
             .keys()
-            .filter(|id| id.kind == Kind::Route && !self.namespaces.contains(&id.ns))
+            .filter(|id| match id.kind {
+                Kind::Route => !in_own_namespace(id),
+                Kind::Sysctl => in_own_namespace(id),
+                _ => false,
+            })
             .cloned()
             .collect();
+    }
+
+    /// Values put back as they were before this topology set them
+    /// (`engine::restore`): nothing of them is left to restore.
+    pub fn restored<'a>(&mut self, ids: impl IntoIterator<Item = &'a ResourceId>) {
+        for id in ids {
+            self.replaced.remove(id);
+            self.created.remove(id);
+        }
     }
 
     /// Every namespace this topology made or may have made.

@@ -1,59 +1,61 @@
-//! Addresses: each used once in the whole file, and pod and bridge
-//! addresses inside their host's `pod_cidr`.
+//! Addresses: each used once in the whole file, each a host address of
+//! its subnet, and pod and bridge addresses inside their host's `pod_cidr`.
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use super::context::{Context, Place};
 use super::{at_line, repeats};
 use crate::diagnostics::Diagnostic;
-use crate::spec::{IfaceAddr, Parsed, Span};
+use crate::spec::{IfaceAddr, Parsed};
 
 pub(super) fn check(cx: &Context, out: &mut Vec<Diagnostic>) {
     duplicates(cx, out);
+    unusable(cx, out);
     pod_cidrs(cx, out);
 }
 
-/// Every address of the file with what it is on. One machine may hold
-/// every namespace (lab mode), and DAD is off (docs/FORMAT.md), so the same
-/// address twice is an error even on separate segments (link-local ones
-/// included): the file is the only place it can be caught.
-fn duplicates(cx: &Context, out: &mut Vec<Diagnostic>) {
+/// Every interface address of the file, with what it is on, in map order.
+fn every_address<'t>(cx: &Context<'t>) -> Vec<(&'t Parsed<IfaceAddr>, String)> {
     let t = cx.t;
-    let mut all: Vec<(IpAddr, (Span, String))> = Vec::new();
-    let mut add = |addresses: &mut dyn Iterator<Item = &Parsed<IfaceAddr>>, what: String| {
-        for address in addresses {
-            if let Some(IfaceAddr(net)) = address.ok() {
-                all.push((net.addr(), (address.span(), what.clone())));
-            }
-        }
-    };
+    let mut all = Vec::new();
     for (name, host) in &t.hosts {
-        add(
-            &mut host.underlay.iter(),
-            format!("the underlay of host `{name}`"),
-        );
+        if let Some(address) = &host.underlay {
+            all.push((address, format!("the underlay of host `{name}`")));
+        }
         for (ifname, settings) in &host.interfaces {
-            add(
-                &mut settings.addresses.iter(),
-                format!("interface `{ifname}` of host `{name}`"),
-            );
+            for address in &settings.addresses {
+                all.push((address, format!("interface `{ifname}` of host `{name}`")));
+            }
         }
     }
     for (key, bridge) in &t.bridges {
-        add(&mut bridge.addresses.iter(), format!("bridge `{key}`"));
+        for address in &bridge.addresses {
+            all.push((address, format!("bridge `{key}`")));
+        }
     }
     for (name, pod) in &t.pods {
         for (ifname, settings) in &pod.interfaces {
-            add(
-                &mut settings.addresses.iter(),
-                format!("interface `{ifname}` of pod `{name}`"),
-            );
+            for address in &settings.addresses {
+                all.push((address, format!("interface `{ifname}` of pod `{name}`")));
+            }
         }
     }
-    for ((_, (first_span, first)), (address, (span, _))) in repeats(
-        all.into_iter().map(|(ip, item)| (ip, (ip, item))),
-        |(_, (span, _))| *span,
-    ) {
+    all
+}
+
+/// One machine may hold every namespace (lab mode), and DAD is off
+/// (docs/FORMAT.md), so the same address twice is an error even on separate
+/// segments (link-local ones included): the file is the only place it can
+/// be caught.
+fn duplicates(cx: &Context, out: &mut Vec<Diagnostic>) {
+    let all = every_address(cx).into_iter().filter_map(|(address, what)| {
+        let IfaceAddr(net) = address.ok()?;
+        let ip = net.addr();
+        Some((ip, (ip, (address.span(), what))))
+    });
+    for ((_, (first_span, first)), (address, (span, _))) in repeats(all, |(_, (span, _))| *span) {
         out.push(
             Diagnostic::new(
                 span,
@@ -67,6 +69,69 @@ fn duplicates(cx: &Context, out: &mut Vec<Diagnostic>) {
                 "every address is used once in a topology (prefix lengths aside): pick another",
             ),
         );
+    }
+}
+
+/// Addresses the kernel takes but that cannot work on an interface: a /0
+/// prefix (the whole address space on one link), and an IPv4 subnet's
+/// network or broadcast address (prefixes of /31 and /32 have neither: RFC
+/// 3021).
+fn unusable(cx: &Context, out: &mut Vec<Diagnostic>) {
+    for (address, what) in every_address(cx) {
+        let Some(&IfaceAddr(net)) = address.ok() else {
+            continue;
+        };
+        let problem = if net.prefix_len() == 0 {
+            Some((
+                format!("{net} of {what} has a /0 prefix: its subnet would be every address"),
+                "/0 prefix",
+                "write the prefix length of the interface's subnet, e.g. /24".to_string(),
+            ))
+        } else {
+            subnet_edge(net.addr(), net).map(|edge| {
+                (
+                    format!("{net} of {what} is the {edge} address of {}", net.trunc()),
+                    "not a host address",
+                    format!(
+                        "an interface takes a host address of {}: {}",
+                        net.trunc(),
+                        host_range(net)
+                    ),
+                )
+            })
+        };
+        if let Some((message, label, help)) = problem {
+            out.push(
+                Diagnostic::new(address.span(), message)
+                    .with_label(label)
+                    .with_help(help),
+            );
+        }
+    }
+}
+
+/// "network" or "broadcast" when `ip` is one of those of the IPv4 subnet
+/// `net` (of a prefix shorter than /31); `None` otherwise.
+pub(super) fn subnet_edge(ip: IpAddr, net: IpNet) -> Option<&'static str> {
+    let (IpAddr::V4(ip), IpNet::V4(net)) = (ip, net) else {
+        return None;
+    };
+    if net.prefix_len() >= 31 || !net.contains(&ip) {
+        None
+    } else if ip == net.network() {
+        Some("network")
+    } else if ip == net.broadcast() {
+        Some("broadcast")
+    } else {
+        None
+    }
+}
+
+/// "10.0.0.1 to 10.0.0.254" for 10.0.0.0/24.
+fn host_range(net: IpNet) -> String {
+    match net.hosts().next().zip(net.hosts().last()) {
+        Some((first, last)) => format!("{first} to {last}"),
+        None => "none".to_string(),
     }
 }
 
@@ -161,6 +226,46 @@ mod tests {
             "address 10.0.0.1 is already used by bridge `br0`",
             last(text, "10.0.0.1"),
         );
+    }
+
+    #[test]
+    fn an_interface_address_is_a_host_address_of_its_subnet() {
+        let base = "name: t\nhosts:\n  n1: { underlay: UNDERLAY }\nbridges:\n  br0: { addresses: [BRIDGE] }\npods:\n  web: { interfaces: { eth0: { bridge: br0, addresses: [POD] } } }\n";
+        let file = |underlay: &str, bridge: &str, pod: &str| {
+            base.replace("UNDERLAY", underlay)
+                .replace("BRIDGE", bridge)
+                .replace("POD", pod)
+        };
+        // /31 and /32 have no network or broadcast address; IPv6 has none.
+        valid(&file("192.168.1.1/24", "10.0.0.0/31", "10.0.0.1/31"));
+        valid(&file("192.168.1.1/24", "10.0.0.7/32", "\"fd00::/64\""));
+        let text = file("192.168.1.1/24", "10.0.0.0/24", "10.0.0.2/24");
+        let problem = one(
+            &text,
+            "10.0.0.0/24 of bridge `br0` is the network address of 10.0.0.0/24",
+            at(&text, "10.0.0.0/24"),
+        );
+        assert_eq!(
+            problem.help.as_deref(),
+            Some("an interface takes a host address of 10.0.0.0/24: 10.0.0.1 to 10.0.0.254")
+        );
+        let text = file("192.168.1.1/24", "10.0.0.1/24", "10.0.0.255/24");
+        one(
+            &text,
+            "10.0.0.255/24 of interface `eth0` of pod `web` is the broadcast address of 10.0.0.0/24",
+            at(&text, "10.0.0.255"),
+        );
+        let text = file("192.168.0.0/16", "10.0.0.1/24", "10.0.0.2/24");
+        one(
+            &text,
+            "of the underlay of host `n1` is the network address of 192.168.0.0/16",
+            at(&text, "192.168.0.0"),
+        );
+        for slash0 in ["10.0.0.2/0", "\"fd00::2/0\""] {
+            let text = file("192.168.1.1/24", "10.0.0.1/24", slash0);
+            let problem = one(&text, "has a /0 prefix", at(&text, slash0));
+            assert!(problem.help.unwrap().contains("prefix length"));
+        }
     }
 
     const HOST: &str = "name: t\nhosts:\n  n1:\n    pod_cidr: 10.244.1.0/24\n    interfaces: { lab0: { addresses: [172.30.0.1/24] } }\n";

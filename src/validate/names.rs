@@ -101,7 +101,8 @@ fn object_name_problem(name: &str) -> Option<String> {
 }
 
 /// What is wrong with an interface name, as the kernel's
-/// `dev_valid_name` sees it.
+/// `dev_valid_name` sees it, or as it would misread it: a `%` makes the
+/// name a template (`br%d` becomes `br0`, `br1`, ... on each creation).
 pub(super) fn ifname_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         Some("is empty".to_string())
@@ -117,6 +118,8 @@ pub(super) fn ifname_problem(name: &str) -> Option<String> {
         .find(|c| matches!(c, '/' | ':' | '\0') || c.is_whitespace())
     {
         Some(format!("contains {}", shown(c)))
+    } else if name.contains('%') {
+        Some("contains `%`, which the kernel reads as a name template".to_string())
     } else if name.bytes().any(|b| b == 0xa0) {
         // The kernel tests each byte with isspace(), which counts 0xa0
         // (Latin-1 no-break space); UTF-8 has that byte inside characters.
@@ -200,7 +203,7 @@ fn interface_names(cx: &Context, out: &mut Vec<Diagnostic>) {
             out.push(
                 Diagnostic::new(span, format!("{what} `{}` {problem}", elided(name)))
                     .with_label("invalid interface name")
-                    .with_help("an interface name is 1 to 15 bytes, without `/`, `:` or whitespace, and not `.` or `..`"),
+                    .with_help("an interface name is 1 to 15 bytes, without `/`, `:`, `%` or whitespace, and not `.` or `..`"),
             );
         }
     };
@@ -217,7 +220,7 @@ fn interface_names(cx: &Context, out: &mut Vec<Diagnostic>) {
                             format!("bridge `{key}` has no `ifname`, and as an interface name its key {problem}"),
                         )
                         .with_label("invalid interface name")
-                        .with_help("set `ifname:` to a name of 1 to 15 bytes, without `/`, `:` or whitespace"),
+                        .with_help("set `ifname:` to a name of 1 to 15 bytes, without `/`, `:`, `%` or whitespace"),
                     );
                 }
             }
@@ -409,11 +412,36 @@ mod tests {
         assert!(ifname_problem(".").unwrap().contains("`.`"));
         assert!(ifname_problem("a/b").unwrap().contains("`/`"));
         assert!(ifname_problem("a:b").unwrap().contains("`:`"));
+        assert!(ifname_problem("br%d").unwrap().contains("name template"));
         assert!(ifname_problem("a b").unwrap().contains("whitespace"));
         assert!(ifname_problem("a\u{3000}b").unwrap().contains("whitespace"));
         assert!(ifname_problem("a\0").unwrap().contains("control"));
         // `à` is C3 A0 in UTF-8; the kernel's isspace() refuses the A0.
         assert!(ifname_problem("eth\u{e0}").unwrap().contains("space"));
+    }
+
+    /// The kernel would make `br0`, `br1`, ... of `br%d`, one per apply,
+    /// and destroy would leave them all behind.
+    #[test]
+    fn a_percent_sign_in_an_interface_name_is_refused() {
+        let text = "name: t\nbridges:\n  br0: { ifname: \"br%d\" }\n";
+        let problem = one(
+            text,
+            "interface name `br%d` contains `%`, which the kernel reads as a name template",
+            at(text, "\"br%d"),
+        );
+        assert!(problem.help.unwrap().contains("`%`"));
+        let text = "name: t\npods:\n  web:\n    interfaces:\n      \"eth%d\": { addresses: [10.0.0.2/24] }\nlinks:\n  - endpoints: [\"web:eth%d\", web:eth1]\n";
+        let problems = check(text);
+        let places: Vec<_> = problems
+            .iter()
+            .map(|p| (p.span.line, p.span.column))
+            .collect();
+        assert_eq!(
+            places,
+            [at(text, "\"eth%d"), at(text, "\"web:eth%d")],
+            "{problems:#?}"
+        );
     }
 
     #[test]

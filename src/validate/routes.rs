@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::addresses::subnet_edge;
 use super::context::{Context, Iface, Ns, Place};
 use super::names::ifname_problem;
 use super::{at_line, repeats};
@@ -215,10 +216,16 @@ impl Subnets {
         subnets
     }
 
-    fn reach(&self, ip: IpAddr) -> bool {
+    /// The connected networks that hold `ip`.
+    fn holding(&self, ip: IpAddr) -> impl Iterator<Item = IpNet> + '_ {
         let max = if ip.is_ipv4() { 32 } else { 128 };
         (0..=max)
-            .any(|len| IpNet::new(ip, len).is_ok_and(|net| self.networks.contains(&net.trunc())))
+            .filter_map(move |len| IpNet::new(ip, len).ok().map(|net| net.trunc()))
+            .filter(|net| self.networks.contains(net))
+    }
+
+    fn reach(&self, ip: IpAddr) -> bool {
+        self.holding(ip).next().is_some()
     }
 }
 
@@ -265,6 +272,19 @@ fn gateway(ns: Ns, via: Via, all: &Subnets, dev: Option<&Iface>, out: &mut Vec<D
         }
         None => all,
     };
+    if let Some((net, edge)) = candidates
+        .holding(ip)
+        .find_map(|net| Some((net, subnet_edge(ip, net)?)))
+    {
+        // The kernel refuses a broadcast gateway half way through an apply
+        // ("Nexthop has invalid gateway"); a network address answers nobody.
+        out.push(
+            Diagnostic::new(span, format!("gateway {ip} is the {edge} address of {net}"))
+                .with_label("not a host address")
+                .with_help("the gateway is a neighbour's address: a host address of the subnet, like the bridge's"),
+        );
+        return;
+    }
     if candidates.reach(ip) {
         return;
     }
@@ -312,6 +332,32 @@ mod tests {
         valid(&pod(
             "      - { to: default, via: 10.0.0.1 }\n      - { to: \"::/0\", via: \"fd00::1\" }\n      - { to: 10.96.0.0/12, via: 10.1.0.1, metric: 100 }\n      - { to: 10.97.0.0/16, dev: eth1 }\n      - { to: 0.0.0.0/0, dev: eth0, metric: 10 }\n      - { to: 10.98.0.0/16, dev: lo }\n      - { to: \"fd01::/64\", via: \"fe80::1\", dev: eth0 }\n",
         ));
+    }
+
+    /// The kernel refuses a broadcast gateway ("Nexthop has invalid
+    /// gateway") half way through an apply; a network address answers
+    /// nobody. Both are refused before anything is touched.
+    #[test]
+    fn a_gateway_is_a_host_address() {
+        for (via, edge) in [("10.0.0.255", "broadcast"), ("10.0.0.0", "network")] {
+            let text = pod(&format!("      - {{ to: 10.96.0.0/12, via: {via} }}\n"));
+            let problem = one(
+                &text,
+                &format!("gateway {via} is the {edge} address of 10.0.0.0/24"),
+                last(&text, via),
+            );
+            assert!(problem.help.unwrap().contains("host address"));
+        }
+        // Through `dev`, and on a /31, whose two addresses are both hosts.
+        let text = pod("      - { to: 10.96.0.0/12, via: 10.1.0.255, dev: eth1 }\n");
+        one(
+            &text,
+            "gateway 10.1.0.255 is the broadcast address of 10.1.0.0/24",
+            last(&text, "10.1.0.255"),
+        );
+        valid(
+            "name: t\npods:\n  a:\n    interfaces: { eth0: { addresses: [10.0.0.0/31] } }\n    routes: [ { to: default, via: 10.0.0.1 } ]\n  b:\n    interfaces: { eth0: { addresses: [10.0.0.1/31] } }\n    routes: [ { to: default, via: 10.0.0.0 } ]\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
+        );
     }
 
     #[test]

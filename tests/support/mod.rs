@@ -482,3 +482,55 @@ pub fn tcp_roundtrip(sandbox: &Sandbox, server: &str, client: &str, address: IpA
         .expect("the server thread finishes")
         .expect("the server pod accepted and echoed")
 }
+
+/// Sends `bytes` bytes over TCP from pod `client` to `address` in pod
+/// `server`, within `timeout`. Returns how many arrived in time: fewer
+/// than `bytes` when the path stalls.
+pub fn tcp_transfer(
+    sandbox: &Sandbox,
+    server: &str,
+    client: &str,
+    address: IpAddr,
+    bytes: usize,
+    timeout: Duration,
+) -> usize {
+    let any = match address {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let listener = in_netns(netns_handle(sandbox, server), move || {
+        TcpListener::bind(SocketAddr::new(any, 0))
+    })
+    .expect("listen in the server pod");
+    let port = listener.local_addr().unwrap().port();
+    let deadline = Instant::now() + timeout;
+    let receiving = std::thread::spawn(move || -> usize {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return 0;
+        };
+        let mut received = 0;
+        let mut buffer = vec![0u8; 64 * 1024];
+        while received < bytes {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+        received
+    });
+    let target = SocketAddr::new(address, port);
+    in_netns(netns_handle(sandbox, client), move || {
+        let Ok(mut stream) = TcpStream::connect_timeout(&target, timeout) else {
+            return;
+        };
+        // The sender gives up with the receiver: a stalled path must not
+        // keep the test waiting.
+        let _ = stream.set_write_timeout(Some(timeout));
+        let _ = stream.write_all(&vec![0x5a; bytes]);
+    });
+    receiving.join().expect("the receiving thread finishes")
+}
