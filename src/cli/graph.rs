@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::topology::{read_topology, report_topology_error};
 use super::{GraphFormat, exit};
+use crate::engine::EngineError;
 use crate::graph::Graph;
 use crate::model::{self, Mode};
 
@@ -15,6 +16,13 @@ pub fn run(file: &str, format: GraphFormat, host: Option<String>) -> ExitCode {
             return exit::failure();
         }
     };
+    if let Some(name) = host.as_deref()
+        && !topology.hosts.contains_key(name)
+    {
+        // As `plan --host` says it: the same words, the same exit code.
+        eprintln!("error: {}", EngineError::UnknownHost(name.to_string()));
+        return exit::failure();
+    }
     let desired = model::expand(&topology, &Mode::from_host_flag(host));
     let graph = Graph::new(&desired.resources);
     if let Err(cycle) = graph.order() {

@@ -62,6 +62,7 @@ impl<K: KernelPort> Engine<K> {
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
         let _lock = self.state.lock(self.options.lock_timeout)?;
+        let by_name = matches!(target, DestroyTarget::Name(_));
         let (name, scope) = match target {
             DestroyTarget::File(topology) => {
                 let desired = self.desired(topology).await?;
@@ -75,16 +76,24 @@ impl<K: KernelPort> Engine<K> {
             }
         };
         let records = self.state.records()?;
+        let recorded = records.get(&name).is_some();
         let resources = restore_set(&records, &name, |ns| self.kernel.namespace_exists(ns));
         let desired = Desired {
-            topology: name,
+            topology: name.clone(),
             resources,
         };
         let run = Run {
             goal: Goal::Destroy,
             dry_run,
         };
-        self.reconcile(desired, scope, run, progress).await
+        let execution = self.reconcile(desired, scope, run, progress).await?;
+        // No record and nothing marked: likely a misspelt name. An empty
+        // plan wrote nothing, so saying so now changes nothing.
+        let nothing_marked = execution.plan.is_empty() && execution.plan.conflicts.is_empty();
+        if by_name && !recorded && nothing_marked {
+            return Err(EngineError::UnknownTopology(name));
+        }
+        Ok(execution)
     }
 
     /// Observes what a topology's plan needs and diffs.
