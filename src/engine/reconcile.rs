@@ -104,6 +104,7 @@ impl<K: KernelPort> Engine<K> {
         extra: Scope,
     ) -> Result<Snapshot, EngineError> {
         let scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        tracing::debug!("phase: observe {} namespaces", scope.namespaces.len());
         let started = Instant::now();
         let observed = self.kernel.observe(&scope).await?;
         tracing::info!(
@@ -112,6 +113,7 @@ impl<K: KernelPort> Engine<K> {
             "observed in {:?}",
             started.elapsed()
         );
+        tracing::debug!("phase: plan");
         let started = Instant::now();
         let ctx = Context {
             topology: &desired.topology,
@@ -187,6 +189,7 @@ impl<K: KernelPort> Engine<K> {
 
         let plan = &execution.plan;
         let mut journal = self.state.journal(&topology)?;
+        tracing::debug!("phase: execute {} changes", plan.changes.len());
         progress.start(plan.changes.len());
         let started = Instant::now();
         let outcome =
@@ -206,6 +209,7 @@ impl<K: KernelPort> Engine<K> {
 
         // Read back: the kernel must now match the file.
         if execution.failure.is_none() {
+            tracing::debug!("phase: verify");
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
             let again = self
