@@ -9,6 +9,8 @@ use serde_saphyr::MessageFormatter;
 use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::spec::{Span, Topology};
 
+mod shape;
+
 /// Larger than any sane topology (a 1000-pod file is about 100 KiB), small
 /// enough that a hostile file cannot exhaust memory.
 pub const MAX_FILE_BYTES: usize = 8 << 20;
@@ -81,12 +83,52 @@ pub fn parse(source: &Arc<SourceFile>) -> Result<Topology, Diagnostics> {
                 .with_help("a topology needs at least `name:`, e.g. `name: lab`"),
         );
     }
-    let options = serde_saphyr::options! {
+    let first = match serde_saphyr::from_str_with_options::<Topology>(&source.text, options()) {
+        Ok(topology) => return Ok(topology),
+        // A hostile file: reading it once was enough.
+        Err(err @ serde_saphyr::Error::Budget { .. }) => return fail(yaml_diagnostic(&err)),
+        Err(err) => yaml_diagnostic(&err),
+    };
+    // serde stops at the first mistake: find the others too. Where both
+    // point at one place, serde's words stay for an unknown key (its list
+    // of keys is in the file format's order), the walk's for a wrong type
+    // (it names the key).
+    let mut items = shape::problems(&source.text, walk_options());
+    let same_place =
+        |d: &Diagnostic| (d.span.line, d.span.column) == (first.span.line, first.span.column);
+    match items.iter().position(same_place) {
+        Some(at) if first.message.starts_with("unknown field") => {
+            let help = items[at].help.take();
+            items[at] = Diagnostic { help, ..first };
+        }
+        Some(_) => {}
+        None => {
+            let at = items.partition_point(|d| {
+                (d.span.line, d.span.column) < (first.span.line, first.span.column)
+            });
+            items.insert(at, first);
+        }
+    }
+    Err(Diagnostics::new(source.clone(), items))
+}
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
         with_snippet: false,
         budget: Some(budget()),
-    };
-    serde_saphyr::from_str_with_options::<Topology>(&source.text, options)
-        .or_else(|err| fail(yaml_diagnostic(&err)))
+    }
+}
+
+/// The walk for the other mistakes is best effort: a file that expands
+/// its anchors far keeps serde's one error and is not read again at length.
+fn walk_options() -> serde_saphyr::Options {
+    let mut budget = budget();
+    budget.max_aliases = 1_000;
+    budget.max_recorded_anchor_events = 10_000;
+    serde_saphyr::options! {
+        with_snippet: false,
+        budget: Some(budget),
+    }
 }
 
 /// Limits that bound the work of a hostile file (alias bombs, deep nesting)
@@ -181,6 +223,60 @@ mod tests {
         assert!(err[0].message.contains("adresses"), "{}", err[0].message);
         assert_eq!(err[0].help.as_deref(), Some("did you mean `addresses`?"));
         assert_eq!((err[0].span.line, err[0].span.column), (6, 9));
+    }
+
+    #[test]
+    fn two_unknown_keys_and_a_wrong_type_are_reported_together_at_their_lines() {
+        let text = "name: x\nbogus: 1\npods:\n  web:\n    interfaces:\n      eth0:\n        adresses: [10.0.0.1/24]\n        mtu: abc\n";
+        let err = parse_text(text).unwrap_err();
+        let found: Vec<(u32, &str)> = err
+            .iter()
+            .map(|d| (d.span.line, d.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found[0].0, 2);
+        assert!(found[0].1.contains("`bogus`"), "{}", found[0].1);
+        assert_eq!(found[1].0, 7);
+        assert!(found[1].1.contains("`adresses`"), "{}", found[1].1);
+        assert_eq!(err[1].help.as_deref(), Some("did you mean `addresses`?"));
+        assert_eq!(
+            found[2],
+            (8, "`mtu`: expected an integer, found the text `abc`")
+        );
+    }
+
+    #[test]
+    fn a_scalar_where_a_list_belongs_shows_the_list_form() {
+        let text = "name: x\nbridges:\n  b:\n    addresses: 10.0.0.1/24\n";
+        let err = parse_text(text).unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert!(err[0].message.contains("`addresses`"), "{}", err[0].message);
+        let help = err[0].help.as_deref().unwrap();
+        assert!(help.contains("`addresses: [10.0.0.1/24]`"), "{help}");
+    }
+
+    #[test]
+    fn a_key_indented_one_level_off_says_where_it_belongs() {
+        let text = "name: x\npods:\n  web:\n  interfaces:\n    eth0: {}\n";
+        let err = parse_text(text).unwrap_err();
+        let lines: Vec<u32> = err.iter().map(|d| d.span.line).collect();
+        assert_eq!(lines, [3, 4]);
+        assert!(
+            err[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("indented one level more")
+        );
+        assert!(
+            err[1]
+                .message
+                .contains("`interfaces` is read as an entry of `pods`")
+        );
+
+        let err = parse_text("name: x\ninterfaces: {}\n").unwrap_err();
+        let help = err[0].help.as_deref().unwrap();
+        assert!(help.contains("a key of a host or a pod"), "{help}");
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! Logs go to stderr through tracing; `-v`/`-q` move the level.
+//! Logs go to stderr through tracing; `-v`/`-q` move the level. Colour
+//! only on a terminal, and never with NO_COLOR (https://no-color.org).
+
+use std::io::IsTerminal;
 
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
@@ -17,7 +20,8 @@ pub struct Style {
     pub watch: bool,
 }
 
-/// Warnings by default; each `-v` adds a level, each `-q` removes one.
+/// Warnings by default; `-v` info, `-vv` debug (phases, namespaces),
+/// `-vvv` trace (each request); `-q` errors only, `-qq` nothing.
 pub fn init(verbose: u8, quiet: u8, style: Style) {
     let level = match 2 + i16::from(verbose) - i16::from(quiet) {
         ..=0 => return,
@@ -34,11 +38,38 @@ pub fn init(verbose: u8, quiet: u8, style: Style) {
     }
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false);
     let registry = tracing_subscriber::registry().with(filter);
     if style.json {
         registry.with(layer.json().flatten_event(true)).init();
     } else {
         registry.with(layer).init();
+    }
+}
+
+/// Whether what netloom writes to stderr may be coloured.
+pub fn colour_on_stderr() -> bool {
+    colour_allowed(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    )
+}
+
+/// Colour needs a terminal, and NO_COLOR set to anything but "" turns it off.
+fn colour_allowed(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_allowed;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour_allowed(true, None));
+        assert!(colour_allowed(true, Some("".into())));
+        assert!(!colour_allowed(true, Some("1".into())));
+        assert!(!colour_allowed(false, None));
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use super::topology::{read_topology, report_topology_error};
 use super::view::picture::Picture;
 use super::{GraphFormat, exit};
+use crate::engine::EngineError;
 use crate::graph::Graph;
 use crate::model::{self, Mode};
 
@@ -17,6 +18,13 @@ pub fn run(file: &str, format: GraphFormat, objects: bool, host: Option<String>)
             return exit::failure();
         }
     };
+    if let Some(name) = host.as_deref()
+        && !topology.hosts.contains_key(name)
+    {
+        // As `plan --host` says it: the same words, the same exit code.
+        eprintln!("error: {}", EngineError::UnknownHost(name.to_string()));
+        return exit::failure();
+    }
     let mode = Mode::from_host_flag(host);
     if !objects {
         let picture = Picture::new(&topology, &mode);

@@ -11,6 +11,7 @@ mod error;
 mod exec;
 pub mod exit;
 mod graph;
+mod man;
 mod path;
 mod plan;
 mod progress;
@@ -177,14 +178,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Run a command inside one of the topology's pods.
+    /// Run a command inside one of the topology's pods or lab hosts;
+    /// without a command, an interactive shell ($SHELL, else /bin/sh).
+    /// Exits with the command's code; 126 not executable, 127 not found,
+    /// 128+N killed by signal N, 125 netloom's own failure.
     Exec {
         /// The topology file.
         file: String,
-        /// The pod.
+        /// The pod (or, without --host, a lab host).
         pod: String,
-        /// The command and its arguments.
-        #[arg(last = true, required = true)]
+        /// The command and its arguments, after `--`.
+        #[arg(last = true)]
         command: Vec<String>,
         #[command(flatten)]
         kernel: KernelArgs,
@@ -220,6 +224,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the man page (roff), e.g. `netloom man > netloom.1`.
+    Man,
 }
 
 /// How human output shows a plan or a run.
@@ -421,6 +427,7 @@ pub fn run(cli: Cli) -> ExitCode {
         ),
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
+        Command::Man => man::run(),
     }
 }
 

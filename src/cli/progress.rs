@@ -1,4 +1,5 @@
-//! A progress bar while a plan runs, on a terminal only.
+//! A progress bar while a plan runs, with the time taken and an estimate
+//! of the time left: on a terminal only (nothing in logs or pipes).
 
 use std::io::IsTerminal;
 
@@ -26,8 +27,10 @@ impl Progress for ProgressDisplay {
         if let Some(bar) = &self.bar {
             bar.set_length(total as u64);
             bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
-                    .expect("a valid template"),
+                ProgressStyle::with_template(
+                    "{elapsed:>4} {bar:30} {pos}/{len} (about {eta} left) {wide_msg}",
+                )
+                .expect("a valid template"),
             );
             bar.set_draw_target(ProgressDrawTarget::stderr());
         }

@@ -1,7 +1,6 @@
 //! Every command's first step: read, parse and validate the topology file,
 //! or say why it cannot be used.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use super::Output;
@@ -55,12 +54,8 @@ pub fn report_topology_error(err: &TopologyError) {
     match err {
         TopologyError::Read(err) => eprintln!("error: {err}"),
         TopologyError::Invalid(diagnostics) => {
-            eprint!("{}", diagnostics.render(color_on_stderr()));
+            eprint!("{}", diagnostics.render(crate::logging::colour_on_stderr()));
             eprintln!("error: {diagnostics}");
         }
     }
-}
-
-fn color_on_stderr() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

@@ -58,6 +58,10 @@ pub enum EngineError {
     #[error("{0}")]
     Listener(std::io::Error),
     #[error(
+        "no topology {0} on this machine: it has no state record and no object carries its mark"
+    )]
+    UnknownTopology(String),
+    #[error(
         "this machine is not host `{host}` of the file: its underlay should be {wanted}, but {found} (the underlay is never changed; check --host)"
     )]
     WrongHost {
@@ -236,17 +240,21 @@ impl<K: KernelPort> Engine<K> {
         Ok((snapshot, statuses))
     }
 
-    /// The namespace of one of the topology's pods, if it exists and is
-    /// this topology's.
-    pub async fn pod_namespace(
+    /// The namespace of one of the topology's pods, or in lab mode of one
+    /// of its hosts, if it exists and is this topology's.
+    pub async fn place_namespace(
         &self,
         topology: &Topology,
-        pod: &str,
+        place: &str,
     ) -> Result<Option<String>, EngineError> {
-        let Some((name, spec)) = topology.pods.get_key_value(pod) else {
+        let ns = if let Some((name, spec)) = topology.pods.get_key_value(place) {
+            model::expand::pod_namespace(name, spec).to_string()
+        } else if self.options.mode == Mode::Lab && topology.hosts.contains_key(place) {
+            // A lab host is the namespace of its name.
+            place.to_string()
+        } else {
             return Ok(None);
         };
-        let ns = model::expand::pod_namespace(name, spec).to_string();
         let marked = self
             .releasing(self.kernel.namespaces_marked_by(&topology.name))
             .await?;

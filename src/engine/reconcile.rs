@@ -95,6 +95,7 @@ impl<K: KernelPort> Engine<K> {
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
         let _lock = self.state.lock(self.options.lock_timeout)?;
+        let by_name = matches!(target, DestroyTarget::Name(_));
         let (name, scope) = match target {
             DestroyTarget::File(topology) => {
                 let desired = self.desired(topology).await?;
@@ -108,16 +109,24 @@ impl<K: KernelPort> Engine<K> {
             }
         };
         let records = self.state.records()?;
+        let recorded = records.get(&name).is_some();
         let resources = restore_set(&records, &name, |ns| self.kernel.namespace_exists(ns));
         let desired = Desired {
-            topology: name,
+            topology: name.clone(),
             resources,
         };
         let run = Run {
             goal: Goal::Destroy,
             dry_run,
         };
-        self.reconcile(desired, scope, None, run, progress).await
+        let execution = self.reconcile(desired, scope, None, run, progress).await?;
+        // No record and nothing marked: likely a misspelt name. An empty
+        // plan wrote nothing, so saying so now changes nothing.
+        let nothing_marked = execution.plan.is_empty() && execution.plan.conflicts.is_empty();
+        if by_name && !recorded && nothing_marked {
+            return Err(EngineError::UnknownTopology(name));
+        }
+        Ok(execution)
     }
 
     /// Observes what a topology's plan needs (only `part` of it, if given)
@@ -153,6 +162,7 @@ impl<K: KernelPort> Engine<K> {
                 .resources
                 .retain(|id, _| part.namespaces.contains(&id.ns) && !part.outside.contains(id));
         }
+        tracing::debug!("phase: observe {} namespaces", scope.namespaces.len());
         let started = Instant::now();
         let mut observed = self.kernel.observe(&scope).await?;
         if let Some(part) = part {
@@ -170,6 +180,7 @@ impl<K: KernelPort> Engine<K> {
             "observed in {:?}",
             started.elapsed()
         );
+        tracing::debug!("phase: plan");
         let started = Instant::now();
         let ctx = Context {
             topology: &desired.topology,
@@ -250,6 +261,7 @@ impl<K: KernelPort> Engine<K> {
 
         let plan = &execution.plan;
         let mut journal = self.state.journal(&topology)?;
+        tracing::debug!("phase: execute {} changes", plan.changes.len());
         progress.start(plan.changes.len());
         let started = Instant::now();
         let outcome =
@@ -269,6 +281,7 @@ impl<K: KernelPort> Engine<K> {
 
         // Read back: the kernel must now match the file.
         if execution.failure.is_none() {
+            tracing::debug!("phase: verify");
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
             // (What this run restored is declared now: read back as such.)

@@ -37,6 +37,7 @@ impl Kernel {
 
     async fn execute_once(&self, change: &Change) -> Result<()> {
         let id = &change.id;
+        tracing::trace!("request: {:?} {id}", change.action);
         match (change.action, &change.to, &change.from) {
             (Action::Create | Action::Update, Some(to), _) => self.set(id, to, change.action).await,
             (Action::Delete, _, Some(from)) => self.remove(id, from).await,

@@ -218,7 +218,9 @@ pub fn run_in(name: &str, command: &[String]) -> io::Result<std::process::ExitSt
     let (program, args) = command
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command"))?;
-    let target = open_netns(name)?;
+    // Not the command's failure: kept apart from a command not found.
+    let target = open_netns(name)
+        .map_err(|err| io::Error::other(format!("cannot open namespace `{name}`: {err}")))?;
     let fd = target.as_raw_fd();
     let mut child = std::process::Command::new(program);
     child.args(args);

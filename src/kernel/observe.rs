@@ -80,6 +80,13 @@ impl Kernel {
         {
             flood_entries.insert(vxlan.index, fdb::dump_fdb(&handle, vxlan.index).await?);
         }
+        tracing::debug!(
+            links = links.len(),
+            addresses = addresses.len(),
+            routes = routes.len(),
+            "read {}",
+            namespace_label(ns)
+        );
         let keys: Vec<String> = sysctl_keys.iter().cloned().collect();
         let sysctls = if keys.is_empty() {
             Vec::new()
