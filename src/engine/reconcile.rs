@@ -348,6 +348,10 @@ impl Part {
 /// file declares, and everything its record says it made or replaced.
 fn scope_of(desired: &Desired, record: Option<&Record>) -> Scope {
     let mut scope = Scope::default();
+    // This machine's namespace always: an earlier version of the file may
+    // have put marked objects there (an implicit host) that are now gone
+    // from it.
+    scope.namespaces.entry(String::new()).or_default();
     for id in desired.resources.keys() {
         let sysctls = scope.namespaces.entry(id.ns.clone()).or_default();
         if id.kind == Kind::Sysctl {
