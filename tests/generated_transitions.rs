@@ -12,7 +12,7 @@ use std::time::Duration;
 use netloom::diagnostics::SourceFile;
 use netloom::engine::fake::FakeKernel;
 use netloom::engine::{Engine, Execution, Options, Progress};
-use netloom::model::{Change, Mode, Observed};
+use netloom::model::{Change, Kind, Mode, Observed, ResourceId, Resources};
 use netloom::spec::Topology;
 use proptest::prelude::*;
 
@@ -428,7 +428,10 @@ fn lab_engine(state: &TempState) -> Engine<FakeKernel> {
         state_dir: state.0.clone(),
         lock_timeout: Duration::from_secs(1),
     };
-    Engine::with_kernel(FakeKernel::new(), options)
+    let kernel = FakeKernel::new();
+    // What a kernel's fresh namespace reads for the sysctl the file may set.
+    kernel.set_fresh_sysctl("net.ipv4.ip_forward", "0");
+    Engine::with_kernel(kernel, options)
 }
 
 fn apply(engine: &Engine<FakeKernel>, topology: &Topology) -> Execution {
@@ -446,9 +449,17 @@ fn explain(run: &Execution) -> String {
     )
 }
 
-/// What the kernel holds, for comparing two kernels.
-fn picture(observed: &Observed) -> String {
-    format!("{:#?}\n{:#?}", observed.resources, observed.route_protocols)
+/// What the kernel holds, for comparing two kernels: an MTU or MAC the
+/// file leaves out is the kernel's business and not compared (docs/FORMAT.md).
+fn picture(observed: &Observed, desired: &Resources) -> String {
+    let compared =
+        |id: &&ResourceId| !matches!(id.kind, Kind::Mtu | Kind::Mac) || desired.contains_key(*id);
+    let resources: Vec<_> = observed
+        .resources
+        .iter()
+        .filter(|(id, _)| compared(id))
+        .collect();
+    format!("{resources:#?}\n{:#?}", observed.route_protocols)
 }
 
 fn converges(a: &Topology, b: &Topology) -> Result<(), TestCaseError> {
@@ -472,9 +483,10 @@ fn converges(a: &Topology, b: &Topology) -> Result<(), TestCaseError> {
     let only_b = apply(&fresh, b);
     prop_assert!(only_b.succeeded(), "apply B alone: {}", explain(&only_b));
     let (after_a, alone) = (engine.kernel().live(), fresh.kernel().live());
+    let desired = &again.desired.resources;
     prop_assert_eq!(
-        picture(&after_a),
-        picture(&alone),
+        picture(&after_a, desired),
+        picture(&alone, desired),
         "A then B differs from B alone"
     );
     Ok(())
@@ -491,7 +503,7 @@ fn cases() -> u32 {
     std::env::var("NETLOOM_TRANSITION_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(2000)
+        .unwrap_or(700)
 }
 
 proptest! {

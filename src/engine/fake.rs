@@ -124,6 +124,11 @@ impl Inner {
                     ResourceId::new(&id.ns, Kind::Up, "lo"),
                     Resource::Up { up: false },
                 );
+                // And every sysctl at the value a fresh namespace reads.
+                for (key, value) in self.fresh_sysctls.clone() {
+                    let sysctl = ResourceId::new(&id.ns, Kind::Sysctl, key);
+                    self.insert(sysctl, Resource::Sysctl { value });
+                }
             }
             (_, Some(link @ Resource::Link(kind))) => {
                 self.insert(id.clone(), link.clone());
