@@ -38,6 +38,9 @@ struct Inner {
     /// 1-based numbers of the writes that fail.
     failing_writes: BTreeSet<usize>,
     failing_ids: HashSet<ResourceId>,
+    /// Writes that take effect and then fail (EMFILE), as a namespace
+    /// made whose file cannot then be opened.
+    failing_after_ids: HashSet<ResourceId>,
     ignored_ids: HashSet<ResourceId>,
     releases: usize,
     /// The sysctls of a namespace just made (`fresh_namespace_sysctls`).
@@ -71,6 +74,11 @@ impl FakeKernel {
     /// Makes every write to `id` fail with EIO, unapplied.
     pub fn fail_on(&self, id: ResourceId) {
         self.inner().failing_ids.insert(id);
+    }
+
+    /// Makes every write to `id` take effect and then fail with EMFILE.
+    pub fn fail_after(&self, id: ResourceId) {
+        self.inner().failing_after_ids.insert(id);
     }
 
     /// Makes every write to `id` succeed without doing anything.
@@ -271,6 +279,13 @@ impl KernelPort for FakeKernel {
         }
         if !inner.ignored_ids.contains(&change.id) {
             inner.apply(change);
+        }
+        if inner.failing_after_ids.contains(&change.id) {
+            let op = format!("{:?} {}", change.action, change.id);
+            return Err(KernelError::new(
+                op,
+                io::Error::from_raw_os_error(libc::EMFILE),
+            ));
         }
         Ok(())
     }

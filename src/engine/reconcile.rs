@@ -11,10 +11,10 @@ use super::{
     Engine, EngineError, Execution, KernelPort, Progress, Snapshot, restore, scheduler, sysctls,
 };
 use crate::kernel::{KernelError, Scope};
-use crate::model::{Desired, Kind, LinkKind, Resource, ResourceId};
+use crate::model::{Action, Desired, Kind, LinkKind, Resource, ResourceId};
 use crate::plan::{self, Context};
 use crate::spec::Topology;
-use crate::state::{Record, Records};
+use crate::state::{Moment, Record, Records};
 
 /// What a reconcile run is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -264,8 +264,13 @@ impl<K: KernelPort> Engine<K> {
         tracing::debug!("phase: execute {} changes", plan.changes.len());
         progress.start(plan.changes.len());
         let started = Instant::now();
-        let outcome =
-            scheduler::run(&self.kernel, plan, |change| journal.log(change), progress).await?;
+        let outcome = scheduler::run(
+            &self.kernel,
+            plan,
+            |change, moment| journal.log(change, moment),
+            progress,
+        )
+        .await?;
         tracing::info!("executed in {:?}", started.elapsed());
         progress.finish();
         for (change, _) in plan
@@ -275,6 +280,21 @@ impl<K: KernelPort> Engine<K> {
             .filter(|(_, done)| **done)
         {
             record.note(change, &owned_namespaces);
+        }
+        // A change that failed may still have taken effect (a namespace
+        // made, then EMFILE on opening it). It was absent when planned and
+        // the lock kept every other netloom out: what is there now is this
+        // run's, and said so in the journal too, so that the next run can
+        // claim it like a killed run's.
+        for (i, change) in plan.changes.iter().enumerate() {
+            if outcome.started[i]
+                && !outcome.done[i]
+                && change.action == Action::Create
+                && self.exists_after_failure(&change.id).await
+            {
+                journal.log(change, Moment::Done)?;
+                record.note(change, &owned_namespaces);
+            }
         }
         execution.done = outcome.done;
         execution.failure = outcome.failure;
@@ -340,6 +360,25 @@ impl Part {
         Part {
             namespaces,
             outside,
+        }
+    }
+}
+
+impl<K: KernelPort> Engine<K> {
+    /// Whether a create that failed left its object behind. When even the
+    /// look fails (the limit that failed the create may fail it too), it
+    /// may have: claimed, so that it cannot become nobody's.
+    async fn exists_after_failure(&self, id: &ResourceId) -> bool {
+        if id.kind == Kind::Namespace {
+            return self.kernel.namespace_exists(&id.ns);
+        }
+        if !self.kernel.namespace_exists(&id.ns) {
+            return false;
+        }
+        let scope = Scope::namespaces([id.ns.clone()]);
+        match self.kernel.observe(&scope).await {
+            Ok(observed) => observed.resources.contains_key(id),
+            Err(_) => true,
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::graph::Cycle;
 use crate::kernel::KernelError;
 use crate::model::{Change, ResourceId};
 use crate::plan::Plan;
-use crate::state::StateError;
+use crate::state::{Moment, StateError};
 
 /// How many changes run at once. The kernel serialises most of them
 /// (rtnl_lock); this only hides the round trips.
@@ -33,17 +33,20 @@ pub trait Progress {
 pub struct Outcome {
     /// Per change: was it carried out.
     pub done: Vec<bool>,
+    /// Per change: was it started (it may have taken effect in part
+    /// even if it failed).
+    pub started: Vec<bool>,
     /// The change that failed and why.
     pub failure: Option<(usize, KernelError)>,
 }
 
 /// Runs the changes, each once all its prerequisites are done, up to
-/// CONCURRENCY at a time; `before_each` is called (the journal written)
-/// before a change starts. Stops starting new ones at the first failure.
+/// CONCURRENCY at a time; `journal` is told of each change before it starts
+/// and once it is done. Stops starting new ones at the first failure.
 pub async fn run<K: KernelPort>(
     kernel: &K,
     plan: &Plan,
-    mut before_each: impl FnMut(&Change) -> Result<(), StateError>,
+    mut journal: impl FnMut(&Change, Moment) -> Result<(), StateError>,
     progress: &dyn Progress,
 ) -> Result<Outcome, EngineError> {
     let count = plan.changes.len();
@@ -56,6 +59,7 @@ pub async fn run<K: KernelPort>(
     }
     let mut ready: BTreeSet<usize> = (0..count).filter(|&i| waiting_on[i] == 0).collect();
     let mut done = vec![false; count];
+    let mut started = vec![false; count];
     let mut failure = None;
     let mut running = FuturesUnordered::new();
     // A deleted namespace's veths vanish from other namespaces a little
@@ -67,7 +71,8 @@ pub async fn run<K: KernelPort>(
         while failure.is_none() && running.len() < CONCURRENCY {
             let Some(i) = ready.pop_first() else { break };
             let change = &plan.changes[i];
-            before_each(change)?;
+            journal(change, Moment::Starting)?;
+            started[i] = true;
             let wait = !dependents[i].is_empty();
             if !wait {
                 teardowns.extend(change.takes_along.iter().cloned());
@@ -80,6 +85,7 @@ pub async fn run<K: KernelPort>(
         match result {
             Ok(()) => {
                 done[i] = true;
+                journal(&plan.changes[i], Moment::Done)?;
                 progress.advance(&plan.changes[i]);
                 for &d in &dependents[i] {
                     waiting_on[d] -= 1;
@@ -111,7 +117,11 @@ pub async fn run<K: KernelPort>(
             failure = Some((i, err));
         }
     }
-    Ok(Outcome { done, failure })
+    Ok(Outcome {
+        done,
+        started,
+        failure,
+    })
 }
 
 /// Makes one change; with `wait`, also waits for what a deleted

@@ -291,7 +291,7 @@ fn the_scheduler_refuses_changes_that_wait_on_each_other() {
         conflicts: Vec::new(),
     };
     let kernel = FakeKernel::new();
-    let result = block_on(scheduler::run(&kernel, &plan, |_| Ok(()), &Quiet));
+    let result = block_on(scheduler::run(&kernel, &plan, |_, _| Ok(()), &Quiet));
     let Err(EngineError::Cycle(cycle)) = result else {
         panic!("a cycle ran: {result:?}");
     };
@@ -640,5 +640,75 @@ fn a_sysctl_the_kernel_cannot_set_stops_the_run_before_any_change() {
     assert!(
         block_on(engine.plan(&topology)).is_err(),
         "plan says so too"
+    );
+}
+
+#[test]
+fn a_failed_runs_half_made_namespace_is_claimed_and_destroyed() {
+    // The kernel makes the namespace, then the run hits EMFILE: the run
+    // failed, but the namespace exists, unmarked.
+    let state = TempState::new("failed-run");
+    let kernel = FakeKernel::new();
+    let made = ResourceId::namespace("test");
+    kernel.fail_after(made.clone());
+    let engine = engine(kernel, &state, Mode::Lab);
+    let seed = topology("seed.yaml");
+    let failed = apply(&engine, &seed);
+    let (_, error) = failed.failure.as_ref().expect("the run fails");
+    assert!(error.to_string().contains("RLIMIT_NOFILE"), "{error}");
+    assert!(engine.kernel().namespace_exists("test"));
+
+    // Claimable by the next run, which finishes the job; destroy removes it.
+    let live = engine.kernel().live();
+    let engine = self::engine(FakeKernel::holding(live), &state, Mode::Lab);
+    let next = apply(&engine, &seed);
+    assert!(next.plan.conflicts.is_empty(), "{:#?}", next.plan.conflicts);
+    assert!(next.succeeded(), "{:#?}", next.unverified);
+    let destroyed = block_on(engine.destroy(DestroyTarget::Name("seed"), false, &Quiet)).unwrap();
+    assert!(destroyed.succeeded());
+    assert!(!engine.kernel().namespace_exists("test"));
+}
+
+#[test]
+fn a_journal_entry_alone_never_makes_a_newcomer_netlooms() {
+    let state = TempState::new("journal-no-proof");
+    // A run killed right after planning: the create of `test` was logged
+    // and never made.
+    {
+        let mut journal = StateDir::new(&state.0).journal("seed").unwrap();
+        let create = Change {
+            action: Action::Create,
+            id: ResourceId::namespace("test"),
+            from: None,
+            to: Some(Resource::Namespace),
+            takes_along: Vec::new(),
+        };
+        journal
+            .log(&create, crate::state::Moment::Starting)
+            .unwrap();
+    }
+    // Someone else makes a namespace under that name, unmarked.
+    let mut live = crate::model::Observed::default();
+    live.resources
+        .insert(ResourceId::namespace("test"), Resource::Namespace);
+    let engine = engine(FakeKernel::holding(live), &state, Mode::Lab);
+    let run = apply(&engine, &topology("seed.yaml"));
+    assert!(
+        run.plan
+            .conflicts
+            .iter()
+            .any(|conflict| conflict.id == ResourceId::namespace("test")),
+        "taken over: {:#?}",
+        run.plan.changes
+    );
+    assert!(
+        engine.kernel().writes().is_empty(),
+        "{:#?}",
+        engine.kernel().writes()
+    );
+    block_on(engine.destroy(DestroyTarget::Name("seed"), false, &Quiet)).unwrap();
+    assert!(
+        engine.kernel().namespace_exists("test"),
+        "destroy deleted it"
     );
 }

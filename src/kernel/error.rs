@@ -54,6 +54,10 @@ impl fmt::Display for KernelError {
                 )?;
                 true
             }
+            (None, Some(libc::EMFILE)) => {
+                write!(f, "{}", open_file_limit_hit())?;
+                true
+            }
             (None, Some(errno)) => match explain(errno, message.is_some()) {
                 Some(why) => {
                     write!(f, "{why}")?;
@@ -86,6 +90,18 @@ impl std::error::Error for KernelError {
 /// A short explanation of the errnos netlink writes commonly return, in the
 /// words of the operation rather than of the syscall. `kernel_says`: the
 /// kernel's own sentence follows, so no guess at the cause is needed.
+/// Which limit EMFILE means, its value, and how to raise it: netloom holds
+/// a few descriptors for every namespace it works in.
+fn open_file_limit_hit() -> String {
+    use nix::sys::resource::{Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => {
+            format!("the open-file limit (RLIMIT_NOFILE = {soft}) was hit: raise it (`ulimit -n`)")
+        }
+        Err(_) => "the open-file limit (RLIMIT_NOFILE) was hit: raise it (`ulimit -n`)".into(),
+    }
+}
+
 fn explain(errno: i32, kernel_says: bool) -> Option<&'static str> {
     Some(match errno {
         libc::EEXIST => "it already exists",
@@ -104,6 +120,7 @@ fn explain(errno: i32, kernel_says: bool) -> Option<&'static str> {
         // forbid the change, not for lack of a capability (that is EPERM).
         libc::EACCES => "refused by the interface's settings (e.g. IPv6 disabled on it)",
         libc::EOPNOTSUPP => "not supported by this kernel or device",
+        libc::ENFILE => "the system-wide open-file limit (fs.file-max) was hit",
         _ => return None,
     })
 }

@@ -171,6 +171,7 @@ fn read_record(path: &Path) -> Result<Record, StateError> {
 mod tests {
     use super::*;
     use crate::model::{Action, Change, Kind, Resource, ResourceId};
+    use crate::state::Moment;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("netloom-state-{name}-{}", std::process::id()));
@@ -205,16 +206,16 @@ mod tests {
             // One killed run made `web`; the next changed its sysctl and
             // one of the machine's own namespace, and was killed too.
             let mut journal = state.journal("lab").unwrap();
-            journal
-                .log(&create(made.clone(), Resource::Namespace))
-                .unwrap();
+            let create_web = create(made.clone(), Resource::Namespace);
+            journal.log(&create_web, Moment::Starting).unwrap();
+            journal.log(&create_web, Moment::Done).unwrap();
         }
         let records = state.records().unwrap();
         state.recover(&records, "lab").unwrap();
         {
             let mut journal = state.journal("lab").unwrap();
-            journal.log(&update("web")).unwrap();
-            journal.log(&update("")).unwrap();
+            journal.log(&update("web"), Moment::Starting).unwrap();
+            journal.log(&update(""), Moment::Starting).unwrap();
         }
         let records = state.records().unwrap();
         let record = records.get("lab").unwrap();
@@ -232,17 +233,21 @@ mod tests {
         let dir = temp_dir("recover");
         let state = StateDir::new(&dir);
         let bridge = ResourceId::link("", "br0");
+        let never_made = ResourceId::namespace("pod-b");
+        let create_pod_b = create(never_made.clone(), Resource::Namespace);
         {
             let mut journal = state.journal("lab").unwrap();
-            journal
-                .log(&create(
-                    bridge.clone(),
-                    Resource::Link(crate::model::LinkKind::Bridge),
-                ))
-                .unwrap();
-            journal
-                .log(&create(ResourceId::namespace("web"), Resource::Namespace))
-                .unwrap();
+            let create_bridge = create(
+                bridge.clone(),
+                Resource::Link(crate::model::LinkKind::Bridge),
+            );
+            let create_web = create(ResourceId::namespace("web"), Resource::Namespace);
+            for change in [&create_bridge, &create_web] {
+                journal.log(change, Moment::Starting).unwrap();
+                journal.log(change, Moment::Done).unwrap();
+            }
+            // Started, then killed before the kernel made it.
+            journal.log(&create_pod_b, Moment::Starting).unwrap();
             // A line cut short by kill -9.
             journal.file.write_all(b"{\"action\":\"cre").unwrap();
         }
@@ -255,6 +260,9 @@ mod tests {
             records.creator_of(&ResourceId::namespace("web")),
             Some("lab")
         );
+        // A journal entry alone proves nothing: a namespace someone else
+        // makes later under that name must not look netloom's.
+        assert_eq!(records.creator_of(&never_made), None);
         // Saved, and the journal is gone.
         assert_eq!(state.records().unwrap().creator_of(&bridge), Some("lab"));
         assert!(!dir.join("lab.journal").exists());

@@ -1,6 +1,7 @@
 //! The journal of a run: every change logged before it is made, so that
 //! a run killed half way leaves a trace the next run folds into the record.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -11,27 +12,49 @@ use super::{Record, StateError, io_error};
 use crate::model::{Action, Change, Kind, Resource, ResourceId};
 
 /// Takes note of every change a journal logged. Each may or may not have
-/// happened: a create is claimed (the object may exist, unmarked), a
+/// happened: a create is claimed only if the journal says it was done (an
+/// object someone else made later under that name is not netloom's); a
 /// delete is not trusted (the object may still be there).
 pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), StateError> {
     let file = File::open(path).map_err(io_error(path))?;
-    // A sysctl changed in a namespace the topology made (by an earlier run
-    // or by this journal's) replaced nothing worth restoring on destroy.
-    let mut made = record.all_namespaces();
+    let mut entries = Vec::new();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(io_error(path))?;
         // The last line may be cut short by the kill: skip it.
         if let Ok(entry) = serde_json::from_str::<JournalEntry>(&line) {
-            let change = entry.into_change();
-            if change.action != Action::Delete {
-                if change.action == Action::Create && change.id.kind == Kind::Namespace {
-                    made.insert(change.id.ns.clone());
-                }
-                record.note(&change, &made);
-            }
+            entries.push(entry);
         }
     }
+    let done: HashSet<(Action, ResourceId)> = entries
+        .iter()
+        .filter(|entry| entry.done)
+        .map(|entry| (entry.action, entry.id.clone()))
+        .collect();
+    // A sysctl changed in a namespace the topology made (by an earlier run
+    // or by this journal's) replaced nothing worth restoring on destroy.
+    let mut made = record.all_namespaces();
+    for entry in entries.into_iter().filter(|entry| !entry.done) {
+        let change = entry.into_change();
+        let proven =
+            change.action != Action::Create || done.contains(&(change.action, change.id.clone()));
+        if change.action == Action::Delete || !proven {
+            continue;
+        }
+        if change.action == Action::Create && change.id.kind == Kind::Namespace {
+            made.insert(change.id.ns.clone());
+        }
+        record.note(&change, &made);
+    }
     Ok(())
+}
+
+/// When a change is told to the journal: before it starts, and once the
+/// kernel has made it (the proof a later run needs to claim an unmarked
+/// object as netloom's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moment {
+    Starting,
+    Done,
 }
 
 /// One journal line: a change, with the value it replaces.
@@ -41,6 +64,9 @@ struct JournalEntry {
     id: ResourceId,
     from: Option<Resource>,
     to: Option<Resource>,
+    /// A second line for the same change, once the kernel has made it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    done: bool,
 }
 
 impl JournalEntry {
@@ -71,14 +97,15 @@ impl Journal {
         Ok(Journal { file, path })
     }
 
-    /// Logs a change before it is made. One write per line: a kill leaves
-    /// whole lines (and at worst one cut short).
-    pub fn log(&mut self, change: &Change) -> Result<(), StateError> {
+    /// Logs a change before it is made, and again once it is done. One
+    /// write per line: a kill leaves whole lines (and at worst one cut short).
+    pub fn log(&mut self, change: &Change, moment: Moment) -> Result<(), StateError> {
         let entry = JournalEntry {
             action: change.action,
             id: change.id.clone(),
             from: change.from.clone(),
             to: change.to.clone(),
+            done: moment == Moment::Done,
         };
         let mut line = serde_json::to_string(&entry).expect("a change serializes");
         line.push('\n');

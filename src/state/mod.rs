@@ -12,7 +12,7 @@ mod journal;
 mod record;
 
 pub use dir::{Lock, StateDir};
-pub use journal::Journal;
+pub use journal::{Journal, Moment};
 pub use record::{Record, Records};
 
 use std::path::{Path, PathBuf};
