@@ -274,15 +274,15 @@ impl TopologyChoice {
             if !eth0.is_empty() {
                 let _ = writeln!(y, "      eth0: {{ {} }}", eth0.join(", "));
             }
-            if let Some((a, b, _, _)) = self.pod_link_between() {
-                if a == i || b == i {
-                    let end = if a == i { 1 } else { 2 };
-                    let _ = writeln!(
-                        y,
-                        "      eth1: {{ addresses: [10.{}.9.{end}/30] }}",
-                        host + 1
-                    );
-                }
+            if let Some((a, b, _, _)) = self.pod_link_between()
+                && (a == i || b == i)
+            {
+                let end = if a == i { 1 } else { 2 };
+                let _ = writeln!(
+                    y,
+                    "      eth1: {{ addresses: [10.{}.9.{end}/30] }}",
+                    host + 1
+                );
             }
             if host_link == Some(i) {
                 y.push_str("      eth2: { addresses: [10.1.8.2/30] }\n");
