@@ -280,6 +280,49 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
         changes.push(delete);
     }
 
+    // A bridge whose MTU no one set follows its ports, and goes back to the
+    // kernel's default when the last one leaves: a declared MTU that only
+    // matches because of a leaving port is set explicitly (after it left).
+    let leaving_ports: BTreeSet<(String, String)> = changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .flat_map(|c| match (&c.from, c.id.kind) {
+            (Some(from), Kind::Link) => link_ends(&c.id, from)
+                .into_iter()
+                .map(|(ns, ifname)| (ns.to_string(), ifname.to_string()))
+                .collect(),
+            (_, Kind::Namespace) => c
+                .takes_along
+                .iter()
+                .map(|end| (end.ns.clone(), end.name.clone()))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    for (id, want) in desired {
+        let Some(have) = live.get(id) else { continue };
+        let is_bridge = matches!(
+            desired.get(&ResourceId::link(&id.ns, &id.name)),
+            Some(Resource::Link(LinkKind::Bridge))
+        );
+        let a_port_leaves = || {
+            live.iter().any(|(port, master)| {
+                matches!(master, Resource::Master { master } if *master == id.name)
+                    && port.ns == id.ns
+                    && leaving_ports.contains(&(port.ns.clone(), port.name.clone()))
+            })
+        };
+        if id.kind == Kind::Mtu
+            && is_bridge
+            && !is_blocked(id)
+            && is_ours(id)
+            && !changes.iter().any(|c| &c.id == id)
+            && a_port_leaves()
+        {
+            changes.push(change(Action::Update, id, Some(have), Some(want)));
+        }
+    }
+
     let (changes, prerequisites) = order::order(changes, desired, live)?;
     Ok(Plan {
         changes,

@@ -66,6 +66,10 @@ pub(super) fn order(
                     }
                 }
                 pre.extend(index.get(&(Action::Delete, &c.id)));
+                if c.id.kind == Kind::Mtu {
+                    // A bridge's MTU is set once its leaving ports are gone.
+                    pre.extend(leaving_port_deletions(&changes, live, &c.id));
+                }
                 if let Some(to) = &c.to
                     && c.id.kind == Kind::Link
                 {
@@ -124,4 +128,32 @@ pub(super) fn order(
         .map(|&i| slots[i].take().expect("each once"))
         .collect();
     Ok((ordered, ordered_prerequisites))
+}
+
+/// The deletions (of a link, or of a namespace that takes one along) that
+/// remove a port of the bridge whose MTU `mtu` is.
+fn leaving_port_deletions<'a>(
+    changes: &'a [Change],
+    live: &'a Resources,
+    mtu: &'a ResourceId,
+) -> impl Iterator<Item = usize> + 'a {
+    let is_port = move |ns: &str, ifname: &str| {
+        ns == mtu.ns
+            && matches!(
+                live.get(&ResourceId::new(ns, Kind::Master, ifname)),
+                Some(Resource::Master { master }) if *master == mtu.name
+            )
+    };
+    changes.iter().enumerate().filter_map(move |(i, c)| {
+        let removes_port = match (c.action, c.id.kind, &c.from) {
+            (Action::Delete, Kind::Link, Some(from)) => link_ends(&c.id, from)
+                .into_iter()
+                .any(|(ns, ifname)| is_port(ns, ifname)),
+            (Action::Delete, Kind::Namespace, _) => {
+                c.takes_along.iter().any(|end| is_port(&end.ns, &end.name))
+            }
+            _ => false,
+        };
+        removes_port.then_some(i)
+    })
 }
