@@ -12,9 +12,9 @@ use super::{Record, StateError, io_error};
 use crate::model::{Action, Change, Kind, Resource, ResourceId};
 
 /// Takes note of every change a journal logged. Each may or may not have
-/// happened: a create is claimed only if the journal says it was done (an
-/// object someone else made later under that name is not netloom's); a
-/// delete is not trusted (the object may still be there).
+/// happened: a namespace's create is claimed only if the journal says it
+/// was done (a namespace someone else made later under that name is not
+/// netloom's); a delete is not trusted (the object may still be there).
 pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), StateError> {
     let file = File::open(path).map_err(io_error(path))?;
     let mut entries = Vec::new();
@@ -35,8 +35,13 @@ pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), State
     let mut made = record.all_namespaces();
     for entry in entries.into_iter().filter(|entry| !entry.done) {
         let change = entry.into_change();
-        let proven =
-            change.action != Action::Create || done.contains(&(change.action, change.id.clone()));
+        // A namespace's name is anyone's to take after a kill: only a done
+        // line proves netloom made it. A link or route started and not seen
+        // done has a name netloom derived, in a namespace it works in: a
+        // kill among many creates in flight must not orphan it.
+        let proven = change.action != Action::Create
+            || change.id.kind != Kind::Namespace
+            || done.contains(&(change.action, change.id.clone()));
         if change.action == Action::Delete || !proven {
             continue;
         }
