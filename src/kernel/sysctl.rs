@@ -59,6 +59,10 @@ fn open(key: &str, flags: OFlag) -> io::Result<File> {
         }
         let dir = &sections[section];
         let fd = openat(dir, rest, flags | OFlag::O_CLOEXEC, Mode::empty()).map_err(|errno| {
+            // Out of descriptors: keep the errno, so the error names the limit.
+            if matches!(errno, nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE) {
+                return io::Error::from(errno);
+            }
             io::Error::new(
                 io::Error::from(errno).kind(),
                 format!("/proc/sys/net/{path}: {errno}"),

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state dir {path}: {source}")]
+    #[error("state dir {path}: {source}{hint}", hint = open_file_limit_hint(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -35,6 +35,20 @@ pub enum StateError {
     },
     #[error("state record {path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
+}
+
+/// Names the open-file limit when that is what ran out.
+fn open_file_limit_hint(source: &std::io::Error) -> String {
+    use nix::sys::resource::{Resource, getrlimit};
+    if source.raw_os_error() != Some(libc::EMFILE) {
+        return String::new();
+    }
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => format!(
+            ": the open-file limit (RLIMIT_NOFILE = {soft}) was hit: raise it (`ulimit -n`)"
+        ),
+        Err(_) => ": the open-file limit (RLIMIT_NOFILE) was hit: raise it (`ulimit -n`)".into(),
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
