@@ -706,7 +706,12 @@ fn a_journal_entry_alone_never_makes_a_newcomer_netlooms() {
         "{:#?}",
         engine.kernel().writes()
     );
-    block_on(engine.destroy(DestroyTarget::Name("seed"), false, &Quiet)).unwrap();
+    // Nothing here is seed's: destroy --name says so, and deletes nothing.
+    let destroyed = block_on(engine.destroy(DestroyTarget::Name("seed"), false, &Quiet));
+    assert!(
+        matches!(destroyed, Err(EngineError::UnknownTopology(_))),
+        "{destroyed:?}"
+    );
     assert!(
         engine.kernel().namespace_exists("test"),
         "destroy deleted it"

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,7 @@ pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), State
             entries.push(entry);
         }
     }
+    let last_written = fs::metadata(path).and_then(|m| m.modified()).ok();
     let done: HashSet<(Action, ResourceId)> = entries
         .iter()
         .filter(|entry| entry.done)
@@ -41,7 +43,8 @@ pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), State
         // kill among many creates in flight must not orphan it.
         let proven = change.action != Action::Create
             || change.id.kind != Kind::Namespace
-            || done.contains(&(change.action, change.id.clone()));
+            || done.contains(&(change.action, change.id.clone()))
+            || made_while_journalling(&change.id.ns, last_written);
         if change.action == Action::Delete || !proven {
             continue;
         }
@@ -52,6 +55,24 @@ pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), State
     }
     Ok(())
 }
+
+/// How long after the journal's last line a namespace made by the killed
+/// run may still have appeared: the creates it had in flight.
+const IN_FLIGHT: Duration = Duration::from_secs(1);
+
+/// Whether a namespace whose create was started but not seen done was made
+/// by that run: it appeared before the run's journal went quiet (plus what
+/// was in flight), not later, as one someone else made after the kill.
+fn made_while_journalling(ns: &str, last_written: Option<SystemTime>) -> bool {
+    let Some(last_written) = last_written else {
+        return false;
+    };
+    let made = fs::symlink_metadata(Path::new(NETNS_DIR).join(ns)).and_then(|m| m.modified());
+    made.is_ok_and(|made| made <= last_written + IN_FLIGHT)
+}
+
+/// Where named namespaces live (as `ip netns` keeps them).
+const NETNS_DIR: &str = "/run/netns";
 
 /// When a change is told to the journal: before it starts, and once the
 /// kernel has made it (the proof a later run needs to claim an unmarked
