@@ -242,15 +242,6 @@ pub fn execution_json(topology: &str, run: &Execution) -> Value {
     doc
 }
 
-fn state_name(state: State) -> &'static str {
-    match state {
-        State::InSync => "in sync",
-        State::Drifted => "drifted",
-        State::Missing => "missing",
-        State::Extra => "extra",
-    }
-}
-
 /// One object's status: `drifted  route ns/... : file X, kernel Y`.
 pub fn status_line(status: &ObjectStatus) -> String {
     let detail = match (status.state, &status.desired, &status.live) {
@@ -261,7 +252,7 @@ pub fn status_line(status: &ObjectStatus) -> String {
         (_, None, Some(have)) => format!(": {}", have.describe()),
         _ => String::new(),
     };
-    format!("{:<8} {}{detail}", state_name(status.state), status.id)
+    format!("{:<8} {}{detail}", status.state.label(), status.id)
 }
 
 /// One object of `status --output json`.

@@ -18,6 +18,18 @@ pub enum State {
     Extra,
 }
 
+impl State {
+    /// How a person reads it.
+    pub fn label(self) -> &'static str {
+        match self {
+            State::InSync => "in sync",
+            State::Drifted => "drifted",
+            State::Missing => "missing",
+            State::Extra => "extra",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ObjectStatus {
     pub id: ResourceId,

@@ -110,26 +110,12 @@ impl<'a> Expander<'a> {
         self.out.insert(ResourceId::new(ns, kind, name), resource);
     }
 
-    /// The host an object is placed on: its `host:`, or the only host.
     fn placement(&self, explicit: Option<&'a Sp<String>>) -> Option<&'a str> {
-        match explicit {
-            Some(host) => Some(host.as_str()),
-            None if self.spec.hosts.len() == 1 => self.spec.hosts.keys().next().map(|h| h.as_str()),
-            None => None,
-        }
+        placement(self.spec, explicit)
     }
 
-    /// The namespace that stands for a host, or `None` when the host is
-    /// out of scope (host mode, another machine). No host: this machine.
     fn host_ns(&self, host: Option<&str>) -> Option<String> {
-        match (host, self.mode) {
-            // Without hosts, the machine itself; with hosts, an object that
-            // names none is nowhere (validation rejects it).
-            (None, _) if self.spec.hosts.is_empty() => Some(String::new()),
-            (None, _) => None,
-            (Some(host), Mode::Lab) => Some(host.to_string()),
-            (Some(host), Mode::Host { name, .. }) => (host == name).then(String::new),
-        }
+        host_namespace(self.spec, self.mode, host)
     }
 
     fn is_lab(&self) -> bool {
@@ -563,6 +549,28 @@ impl<'a> Expander<'a> {
 }
 
 /// A bridge's interface name: its `ifname`, else its key.
+/// The host an object is placed on: its `host:`, or the only host.
+pub fn placement<'s>(spec: &'s Topology, explicit: Option<&'s Sp<String>>) -> Option<&'s str> {
+    match explicit {
+        Some(host) => Some(host.as_str()),
+        None if spec.hosts.len() == 1 => spec.hosts.keys().next().map(|h| h.as_str()),
+        None => None,
+    }
+}
+
+/// The namespace that stands for a host in a mode, or `None` when the host
+/// is out of scope (host mode, another machine). No host: this machine.
+pub fn host_namespace(spec: &Topology, mode: &Mode, host: Option<&str>) -> Option<String> {
+    match (host, mode) {
+        // Without hosts, the machine itself; with hosts, an object that
+        // names none is nowhere (validation rejects it).
+        (None, _) if spec.hosts.is_empty() => Some(String::new()),
+        (None, _) => None,
+        (Some(host), Mode::Lab) => Some(host.to_string()),
+        (Some(host), Mode::Host { name, .. }) => (host == name).then(String::new),
+    }
+}
+
 pub fn bridge_ifname<'s>(key: &'s str, bridge: &'s spec::Bridge) -> &'s str {
     bridge.ifname.as_ref().map_or(key, |i| i.as_str())
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use crate::model::expand::{
-    NAMESPACE_BASELINE, UNDERLAY_BRIDGE, bridge_ifname, pod_namespace, underlay_interface,
+    self, NAMESPACE_BASELINE, UNDERLAY_BRIDGE, bridge_ifname, pod_namespace, underlay_interface,
     underlay_namespace,
 };
 use crate::model::{Kind, Mode, ResourceId, derived_ifname};
@@ -227,20 +227,11 @@ struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     fn placement(&self, explicit: Option<&'a Sp<String>>) -> Option<&'a str> {
-        match explicit {
-            Some(host) => Some(host.as_str()),
-            None if self.spec.hosts.len() == 1 => self.spec.hosts.keys().next().map(|h| h.as_str()),
-            None => None,
-        }
+        expand::placement(self.spec, explicit)
     }
 
     fn host_ns(&self, host: Option<&str>) -> Option<String> {
-        match (host, self.mode) {
-            (None, _) if self.spec.hosts.is_empty() => Some(String::new()),
-            (None, _) => None,
-            (Some(host), Mode::Lab) => Some(host.to_string()),
-            (Some(host), Mode::Host { name, .. }) => (host == name).then(String::new),
-        }
+        expand::host_namespace(self.spec, self.mode, host)
     }
 
     fn endpoint_ns(&self, owner: &str) -> Option<String> {

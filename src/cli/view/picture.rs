@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::model::Mode;
-use crate::model::expand::{bridge_ifname, pod_namespace, underlay_interface};
+use crate::model::expand::{self, bridge_ifname, pod_namespace, underlay_interface};
 use crate::spec::{Interface, OwnerKind, Parsed, Sp, Topology};
 
 /// One thing in the picture.
@@ -68,9 +68,8 @@ impl Picture {
             Mode::Host { name, .. } => Some(name.as_str()),
         };
         let in_scope = |host: &Option<String>| only.is_none() || host.as_deref() == only;
-        let placement = |explicit: Option<&Sp<String>>| match explicit {
-            Some(host) => Some(host.value.clone()),
-            None if spec.hosts.len() == 1 => spec.hosts.keys().next().map(|h| h.value.clone()),
+        let placement = |explicit: Option<&Sp<String>>| match expand::placement(spec, explicit) {
+            Some(host) => Some(host.to_string()),
             None if spec.hosts.is_empty() => Some(THIS_MACHINE.to_string()),
             None => None,
         };

@@ -13,15 +13,6 @@ use crate::model::expand::pod_namespace;
 use crate::plan::Conflict;
 use crate::spec::Topology;
 
-fn state_name(state: State) -> &'static str {
-    match state {
-        State::InSync => "in sync",
-        State::Drifted => "drifted",
-        State::Missing => "missing",
-        State::Extra => "extra",
-    }
-}
-
 fn detail(status: &ObjectStatus) -> String {
     let values = match (status.state, &status.desired, &status.live) {
         (State::Drifted, Some(want), Some(have)) => {
@@ -63,12 +54,7 @@ pub fn status_text(
     for (object, statuses) in &by_object {
         let _ = writeln!(out, "  {object}");
         for status in statuses {
-            let _ = writeln!(
-                out,
-                "      {:<8} {}",
-                state_name(status.state),
-                detail(status)
-            );
+            let _ = writeln!(out, "      {:<8} {}", status.state.label(), detail(status));
         }
     }
     for conflict in conflicts {
