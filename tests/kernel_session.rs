@@ -111,5 +111,10 @@ fn release_ends_every_namespace_worker() {
     rt.block_on(kernel.observe(&scope)).expect("observe");
     assert_eq!(threads(), before + 2, "one worker per namespace");
     kernel.release();
+    // A released worker ends on its own thread: give it a moment to exit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while threads() > before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(threads(), before, "the workers are gone");
 }
