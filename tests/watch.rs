@@ -140,6 +140,11 @@ fn pods_on_a_bridge(pods: &[&str]) -> String {
     text
 }
 
+/// The bridge wt0 has exactly `count` ports.
+fn bridge_has_ports(count: usize) -> String {
+    format!("[ \"$(ip -o link show master wt0 | wc -l)\" -eq {count} ]")
+}
+
 /// The pod's eth0 has its address.
 fn has_pod(pod: &str, index: usize) -> String {
     format!(
@@ -177,6 +182,9 @@ fn every_way_of_changing_the_file_converges_and_an_invalid_edit_changes_nothing(
     // Re-created with an edit: it converges.
     fs::write(&file, pods_on_a_bridge(&["wa", "wb"])).unwrap();
     wait_until(&sandbox, "! test -e /run/netns/wc", &mut watch);
+    // The kernel tears a deleted namespace down asynchronously: wc's host
+    // end stays on the bridge (its peer's netnsid -1) for a moment after.
+    wait_until(&sandbox, &bridge_has_ports(2), &mut watch);
     assert_ne!(before, ipv4_state(&sandbox));
 
     // An invalid edit: validate's diagnostic, and nothing changes.
