@@ -343,7 +343,7 @@ impl<'a> Index<'a> {
             Resource::Up { .. } => {
                 // Configure before bringing up (a bridge port is made one
                 // before it first goes up: see kernel::link::LinkChange::Port).
-                for kind in [Kind::Mac, Kind::Mtu, Kind::Master] {
+                for kind in [Kind::Mac, Kind::Mtu, Kind::Master, Kind::LinkLocal] {
                     deps.insert(ResourceId::new(ns, kind, id.name.clone()));
                 }
             }

@@ -71,6 +71,9 @@ impl Kernel {
                 self.fit_tbf_to_mtu(ns, name, *mtu).await
             }
             Resource::Up { up } => self.change(ns, name, LinkChange::Up(*up)).await,
+            Resource::LinkLocal { enabled } => {
+                self.change(ns, name, LinkChange::LinkLocal(*enabled)).await
+            }
             Resource::Master { master } => {
                 let master = self.index(ns, master).await?;
                 match self.change(ns, name, LinkChange::Port(master)).await {
@@ -262,10 +265,11 @@ impl Kernel {
                     &[libc::ENOENT],
                 )
             }
-            // Never planned: an undeclared MTU, MAC or state is the kernel's,
-            // a sysctl cannot be deleted.
+            // Never planned: an undeclared MTU, MAC, state or address
+            // generation is the kernel's, a sysctl cannot be deleted.
             Resource::Mtu { .. }
             | Resource::Mac { .. }
+            | Resource::LinkLocal { .. }
             | Resource::Up { .. }
             | Resource::Sysctl { .. } => Ok(()),
         }

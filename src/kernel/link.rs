@@ -158,6 +158,17 @@ pub enum LinkChange {
     /// before the link is first brought up; refused (EAFNOSUPPORT) when
     /// the kernel has no IPv6.
     Port(u32),
+    /// IFLA_INET6_ADDR_GEN_MODE: `false` = "none", no IPv6 link-local
+    /// address (nor the MLD reports and router solicitations it sends);
+    /// `true` = the kernel's default, EUI-64. Like `Port`, effective when
+    /// the link next goes up.
+    LinkLocal(bool),
+}
+
+fn addr_gen_mode(mode: In6AddrGenMode) -> LinkAttribute {
+    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+        mode,
+    )])])
 }
 
 /// As `ip link set` words it: `mtu 9000`, `master ifindex 4`.
@@ -201,12 +212,15 @@ pub async fn change_link(handle: &Handle, name: &str, change: LinkChange) -> Res
                 )]))
         }
         LinkChange::Unmark => builder.alias(String::new()),
-        LinkChange::Port(master) => {
-            builder
-                .controller(*master)
-                .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
-                    vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
-                )]))
+        LinkChange::Port(master) => builder
+            .controller(*master)
+            .append_extra_attribute(addr_gen_mode(In6AddrGenMode::None)),
+        LinkChange::LinkLocal(enabled) => {
+            builder.append_extra_attribute(addr_gen_mode(if *enabled {
+                In6AddrGenMode::Eui64
+            } else {
+                In6AddrGenMode::None
+            }))
         }
     };
     handle
@@ -311,6 +325,9 @@ pub struct Link {
     pub alt_names: Vec<String>,
     /// For veths only.
     pub peer: Option<VethPeer>,
+    /// Whether it gets an IPv6 link-local address: IFLA_INET6_ADDR_GEN_MODE
+    /// is not "none" (no IPv6 in the kernel: false).
+    pub link_local: bool,
 }
 
 /// Dumps every link of the handle's namespace.
@@ -337,6 +354,7 @@ pub(super) fn decode_link(message: &LinkMessage) -> Link {
         alias: None,
         alt_names: Vec::new(),
         peer: None,
+        link_local: false,
     };
     let mut peer_index = None;
     let mut peer_netnsid = None;
@@ -356,6 +374,14 @@ pub(super) fn decode_link(message: &LinkMessage) -> Link {
             LinkAttribute::Link(index) => peer_index = Some(*index),
             LinkAttribute::LinkNetNsId(id) => peer_netnsid = Some(*id),
             LinkAttribute::LinkInfo(infos) => link.kind = decode_kind(infos),
+            LinkAttribute::AfSpecUnspec(families) => {
+                link.link_local = families.iter().any(|family| match family {
+                    AfSpecUnspec::Inet6(settings) => settings.iter().any(|setting| {
+                        matches!(setting, AfSpecInet6::AddrGenMode(mode) if *mode != In6AddrGenMode::None)
+                    }),
+                    _ => false,
+                })
+            }
             _ => {}
         }
     }

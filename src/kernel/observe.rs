@@ -289,6 +289,12 @@ fn translate(
             add(Kind::Link, name.clone(), Resource::Link(kind));
         }
         add(Kind::Mtu, name.clone(), Resource::Mtu { mtu: link.mtu });
+        let enabled = link.link_local;
+        add(
+            Kind::LinkLocal,
+            name.clone(),
+            Resource::LinkLocal { enabled },
+        );
         if let Some(mac) = link.mac {
             add(Kind::Mac, name.clone(), Resource::Mac { mac });
         }

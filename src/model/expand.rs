@@ -253,6 +253,14 @@ impl<'a> Expander<'a> {
                     bridge_mtu: None,
                 };
                 self.veth(host_end, switch_end, None, None);
+                // An IPv6 underlay address is the interface's IPv6 address.
+                let enabled = underlay.0.addr().is_ipv6();
+                self.add(
+                    &ns,
+                    Kind::LinkLocal,
+                    ifname,
+                    Resource::LinkLocal { enabled },
+                );
                 let (name, address) = Resource::address(ifname, underlay.0);
                 self.add(&ns, Kind::Address, name, address);
             }
@@ -482,6 +490,10 @@ impl<'a> Expander<'a> {
                     },
                 );
             }
+            if end.master.is_none() {
+                let enabled = end.settings.is_some_and(wants_link_local);
+                self.add(ns, Kind::LinkLocal, ifname, Resource::LinkLocal { enabled });
+            }
             if let Some(settings) = end.settings {
                 if let Some(mac) = settings.mac.as_ref().and_then(|m| m.ok()) {
                     self.add(ns, Kind::Mac, ifname, Resource::Mac { mac: (*mac).into() });
@@ -546,6 +558,22 @@ impl<'a> Expander<'a> {
             }
         }
     }
+}
+
+/// Whether an interface gets an IPv6 link-local address: as the file
+/// says, else only if it has an IPv6 address (a bridge port never does:
+/// see `kernel::link::LinkChange::Port`).
+fn wants_link_local(settings: &Interface) -> bool {
+    settings.ipv6_link_local.as_ref().map_or_else(
+        || {
+            settings
+                .addresses
+                .iter()
+                .filter_map(|a| a.ok())
+                .any(|a| a.0.addr().is_ipv6())
+        },
+        |explicit| explicit.value,
+    )
 }
 
 /// A bridge's interface name: its `ifname`, else its key.

@@ -41,6 +41,7 @@ pub enum Kind {
     Mac,
     Mtu,
     Master,
+    LinkLocal,
     Up,
     Qdisc,
     Address,
@@ -58,6 +59,7 @@ impl Kind {
             Kind::Mac => "mac",
             Kind::Mtu => "mtu",
             Kind::Master => "master",
+            Kind::LinkLocal => "link-local",
             Kind::Up => "up",
             Kind::Qdisc => "qdisc",
             Kind::Address => "address",
@@ -103,9 +105,13 @@ impl ResourceId {
     /// The interface an attribute, address, qdisc or fdb entry belongs to.
     pub fn ifname(&self) -> Option<&str> {
         match self.kind {
-            Kind::Link | Kind::Alias | Kind::Mac | Kind::Mtu | Kind::Master | Kind::Up => {
-                Some(&self.name)
-            }
+            Kind::Link
+            | Kind::Alias
+            | Kind::Mac
+            | Kind::Mtu
+            | Kind::Master
+            | Kind::LinkLocal
+            | Kind::Up => Some(&self.name),
             Kind::Qdisc => Some(&self.name),
             Kind::Address | Kind::Fdb => self.name.split(' ').next(),
             Kind::Namespace | Kind::Sysctl | Kind::Route => None,
@@ -148,6 +154,11 @@ pub enum Resource {
     /// The bridge (by interface name, same namespace) the link is a port of.
     Master {
         master: String,
+    },
+    /// Whether the interface gets an IPv6 link-local address (its
+    /// IFLA_INET6_ADDR_GEN_MODE is anything but "none").
+    LinkLocal {
+        enabled: bool,
     },
     Up {
         up: bool,
@@ -277,6 +288,12 @@ impl Resource {
             Resource::Mac { mac } => mac.to_string(),
             Resource::Mtu { mtu } => mtu.to_string(),
             Resource::Master { master } => master.clone(),
+            Resource::LinkLocal { enabled } => if *enabled {
+                "ipv6 link-local"
+            } else {
+                "no ipv6 link-local"
+            }
+            .to_string(),
             Resource::Up { up } => if *up { "up" } else { "down" }.to_string(),
             Resource::Qdisc {
                 rate_bits_per_second,

@@ -366,7 +366,8 @@ fn align_addresses<'a>(desired: &Resources, observed: &'a Observed) -> Cow<'a, O
 }
 
 /// Undeclared things that are the kernel's to decide, never deleted: an
-/// interface's MTU, MAC and state (the kernel's defaults), sysctls (they
+/// interface's MTU, MAC, state and IPv6 address generation (the kernel's
+/// defaults), sysctls (they
 /// cannot be deleted; an undeclared one stays as it is), and IPv6
 /// link-local addresses (the kernel gives every interface one).
 fn is_the_kernels(id: &ResourceId, live: &Resource) -> bool {
@@ -375,7 +376,10 @@ fn is_the_kernels(id: &ResourceId, live: &Resource) -> bool {
             address: IpNet::V6(net),
             ..
         } => net.addr().is_unicast_link_local(),
-        _ => matches!(id.kind, Kind::Mtu | Kind::Mac | Kind::Up | Kind::Sysctl),
+        _ => matches!(
+            id.kind,
+            Kind::Mtu | Kind::Mac | Kind::LinkLocal | Kind::Up | Kind::Sysctl
+        ),
     }
 }
 

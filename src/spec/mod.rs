@@ -152,6 +152,9 @@ pub struct Interface {
     pub mtu: Option<Sp<u32>>,
     /// Shorthand: a link from this interface to a port of this bridge.
     pub bridge: Option<Sp<String>>,
+    /// Whether the interface gets an IPv6 link-local address (default:
+    /// only if it has an IPv6 address).
+    pub ipv6_link_local: Option<Sp<bool>>,
 }
 
 /// A veth pair.
