@@ -251,6 +251,13 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
     let roots: Vec<&ResourceId> = replaced.iter().copied().chain(reborn).collect();
     recreate_dependents(&mut changes, &roots, desired, live);
 
+    // Built once: looking the leaving veths up per deleted namespace by a
+    // scan of everything live made a destroy quadratic in the pods.
+    let leaving = if deleted_namespaces.is_empty() {
+        HashMap::new()
+    } else {
+        veths_leaving_with(live)
+    };
     for (id, have) in live {
         if desired.contains_key(id) || !may_delete(id) || is_the_kernels(id, have) {
             continue;
@@ -272,9 +279,12 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
         }
         let mut delete = change(Action::Delete, id, Some(have), None);
         if id.kind == Kind::Namespace {
-            delete.takes_along = veths_leaving_with(live, &id.ns)
+            delete.takes_along = leaving
+                .get(id.ns.as_str())
                 .into_iter()
+                .flatten()
                 .filter(|end| !deleted_namespaces.contains(end.ns.as_str()))
+                .cloned()
                 .collect();
         }
         changes.push(delete);
@@ -467,20 +477,24 @@ fn interfaces(resources: &Resources) -> impl Iterator<Item = ((&str, &str), &Res
         .flat_map(|(id, r)| link_ends(id, r).into_iter().map(move |end| (end, id)))
 }
 
-/// veth ends outside `ns` whose peer is inside it: the kernel deletes them
-/// when the namespace goes.
-fn veths_leaving_with(live: &Resources, ns: &str) -> Vec<ResourceId> {
-    live.iter()
-        .filter_map(|(id, r)| match r {
-            Resource::Link(LinkKind::Veth { peer_ns, peer }) if id.ns != ns && peer_ns == ns => {
-                Some(ResourceId::link(&id.ns, &id.name))
-            }
-            Resource::Link(LinkKind::Veth { peer_ns, peer }) if id.ns == ns && peer_ns != ns => {
-                Some(ResourceId::link(peer_ns, peer))
-            }
-            _ => None,
-        })
-        .collect()
+/// For each namespace, the veth ends outside it whose peer is inside it
+/// (in the order of `live`): the kernel deletes them when the namespace
+/// goes. One pass over `live`.
+fn veths_leaving_with(live: &Resources) -> HashMap<&str, Vec<ResourceId>> {
+    let mut leaving: HashMap<&str, Vec<ResourceId>> = HashMap::new();
+    for (id, resource) in live {
+        if let Resource::Link(LinkKind::Veth { peer_ns, peer }) = resource
+            && id.ns != *peer_ns
+        {
+            let (near, far) = (
+                ResourceId::link(&id.ns, &id.name),
+                ResourceId::link(peer_ns, peer),
+            );
+            leaving.entry(peer_ns.as_str()).or_default().push(near);
+            leaving.entry(id.ns.as_str()).or_default().push(far);
+        }
+    }
+    leaving
 }
 
 #[cfg(test)]
