@@ -666,12 +666,13 @@ fn main() {
     let table = table(&rows, runs);
     print!("{table}");
     let svg = plot(&rows);
-    std::fs::write(dir.join("scale.md"), &table).expect("scale.md");
-    std::fs::write(dir.join("scale.svg"), &svg).expect("scale.svg");
+    let mut outputs = vec![dir];
     if flag("--save") {
-        let docs = common::root().join("docs/bench");
-        std::fs::create_dir_all(&docs).expect("docs/bench");
-        std::fs::write(docs.join("scale.md"), &table).expect("docs/bench/scale.md");
-        std::fs::write(docs.join("scale.svg"), &svg).expect("docs/bench/scale.svg");
+        outputs.push(common::root().join("docs/bench"));
+    }
+    for out in outputs {
+        std::fs::create_dir_all(&out).expect("output directory");
+        std::fs::write(out.join("scale").with_extension("md"), &table).expect("table written");
+        std::fs::write(out.join("scale.svg"), &svg).expect("plot written");
     }
 }
