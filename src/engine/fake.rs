@@ -162,6 +162,8 @@ impl Inner {
         let at = |kind| ResourceId::new(ns, kind, ifname);
         self.insert(at(Kind::Up), Resource::Up { up: false });
         self.insert(at(Kind::Mtu), Resource::Mtu { mtu: DEFAULT_MTU });
+        // The kernel's default address generation: EUI-64.
+        self.insert(at(Kind::LinkLocal), Resource::LinkLocal { enabled: true });
     }
 
     fn delete(&mut self, change: &Change) {

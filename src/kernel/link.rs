@@ -184,6 +184,8 @@ impl std::fmt::Display for LinkChange {
             LinkChange::Mark(mark) => write!(f, "alias {mark}"),
             LinkChange::Unmark => write!(f, "no alias"),
             LinkChange::Port(master) => write!(f, "master ifindex {master} (as a port)"),
+            LinkChange::LinkLocal(true) => write!(f, "addrgenmode eui64"),
+            LinkChange::LinkLocal(false) => write!(f, "addrgenmode none"),
         }
     }
 }
