@@ -23,8 +23,8 @@
 //!   cargo bench --bench scale -- --save             # also docs/bench/scale.{md,svg}
 //!
 //! Needs root (it makes its own sandboxes; the machine's network is never
-//! touched). Writes target/scale-bench/scale.md (the table, medians) and
-//! scale.svg (time vs N per method).
+//! touched). Writes its table (medians) and its plot (time vs N per
+//! method) into the directory target/scale-bench, as markdown and SVG.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
