@@ -43,6 +43,10 @@ struct Inner {
     failing_after_ids: HashSet<ResourceId>,
     ignored_ids: HashSet<ResourceId>,
     releases: usize,
+    /// The changes of every `execute_settings` request, in order.
+    settings_requests: Vec<Vec<ResourceId>>,
+    /// The namespaces of every observation, in order.
+    observations: Vec<BTreeSet<String>>,
     /// The sysctls of a namespace just made (`fresh_namespace_sysctls`).
     fresh_sysctls: BTreeMap<String, String>,
     /// Sysctls that cannot be written, and why (`unwritable_sysctls`).
@@ -94,6 +98,16 @@ impl FakeKernel {
     /// Every write asked for so far, in order.
     pub fn writes(&self) -> Vec<Change> {
         self.inner().writes.clone()
+    }
+
+    /// The changes each `execute_settings` request carried, in order.
+    pub fn settings_requests(&self) -> Vec<Vec<ResourceId>> {
+        self.inner().settings_requests.clone()
+    }
+
+    /// The namespaces each observation so far asked for, in order.
+    pub fn observations(&self) -> Vec<BTreeSet<String>> {
+        self.inner().observations.clone()
     }
 
     /// How many times the engine let go of all it held.
@@ -242,7 +256,9 @@ fn refused(op: String) -> KernelError {
 
 impl KernelPort for FakeKernel {
     async fn observe(&self, scope: &Scope) -> Result<Observed, KernelError> {
-        let inner = self.inner();
+        let mut inner = self.inner();
+        let namespaces = scope.namespaces.keys().cloned().collect();
+        inner.observations.push(namespaces);
         let in_scope = |id: &ResourceId| match scope.namespaces.get(&id.ns) {
             // Sysctls are read only where asked for, as /proc/sys is.
             Some(keys) if id.kind == Kind::Sysctl => keys.contains(&id.name),
@@ -288,6 +304,17 @@ impl KernelPort for FakeKernel {
                 op,
                 io::Error::from_raw_os_error(libc::EMFILE),
             ));
+        }
+        Ok(())
+    }
+
+    async fn execute_settings(&self, changes: &[&Change]) -> Result<(), KernelError> {
+        let ids = changes.iter().map(|c| c.id.clone()).collect();
+        self.inner().settings_requests.push(ids);
+        // One write each: a request the kernel fails half way has made
+        // the settings before the failing one, as do_setlink does.
+        for change in changes {
+            self.execute(change).await?;
         }
         Ok(())
     }

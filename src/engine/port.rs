@@ -20,6 +20,15 @@ pub trait KernelPort {
     /// Carries out one change.
     fn execute(&self, change: &Change) -> impl Future<Output = Result<(), KernelError>>;
 
+    /// Carries out changes to the settings of one interface, none waiting
+    /// on another (see `scheduler::link_setting`), in as few requests as
+    /// the kernel allows. May leave the first ones made if a later one
+    /// fails.
+    fn execute_settings(
+        &self,
+        changes: &[&Change],
+    ) -> impl Future<Output = Result<(), KernelError>>;
+
     /// Waits until the given interfaces are gone (a deleted namespace's
     /// veths take their peers elsewhere along a little later).
     fn await_gone(
@@ -86,6 +95,10 @@ impl KernelPort for Kernel {
 
     async fn execute(&self, change: &Change) -> Result<(), KernelError> {
         Kernel::execute(self, change).await
+    }
+
+    async fn execute_settings(&self, changes: &[&Change]) -> Result<(), KernelError> {
+        Kernel::execute_settings(self, changes).await
     }
 
     async fn await_gone(

@@ -304,12 +304,23 @@ impl<K: KernelPort> Engine<K> {
             tracing::debug!("phase: verify");
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
+            // Only the namespaces the plan touched: the others were read
+            // just before and matched (or the plan would have touched
+            // them), and re-reading a thousand pods to verify one route
+            // would cost what the first read did.
+            let touched = Part::touched_by(&snapshot.desired, plan);
+            let verified = part.unwrap_or(&touched);
             // (What this run restored is declared now: read back as such.)
             let again = self
-                .snapshot(snapshot.desired, records, extra_scope, part)
+                .snapshot(
+                    snapshot.desired.clone(),
+                    records,
+                    extra_scope,
+                    Some(verified),
+                )
                 .await?;
             if again.plan.is_empty() && again.plan.conflicts.is_empty() {
-                run.settle(&mut record, &again.desired, &snapshot.restored);
+                run.settle(&mut record, &snapshot.desired, &snapshot.restored);
             }
             execution.unverified = again.plan.changes;
             execution.unverified_conflicts = again.plan.conflicts;
@@ -330,6 +341,41 @@ pub(super) struct Part {
 }
 
 impl Part {
+    /// The namespaces a plan's changes act in (a veth's both ends, and
+    /// what a deleted namespace takes along); veths reaching out of them
+    /// are `outside`, as in a repair.
+    fn touched_by(desired: &Desired, plan: &plan::Plan) -> Part {
+        let mut namespaces = BTreeSet::new();
+        for change in &plan.changes {
+            namespaces.insert(change.id.ns.clone());
+            for value in change.from.iter().chain(&change.to) {
+                if let Resource::Link(LinkKind::Veth { peer_ns, .. }) = value {
+                    namespaces.insert(peer_ns.clone());
+                }
+            }
+            namespaces.extend(change.takes_along.iter().map(|id| id.ns.clone()));
+        }
+        // Both ends: the one seen, its peer unseen, is a stranger veth
+        // under its own name.
+        let outside = desired
+            .resources
+            .iter()
+            .filter_map(|(id, resource)| match resource {
+                Resource::Link(LinkKind::Veth { peer_ns, peer })
+                    if !(namespaces.contains(&id.ns) && namespaces.contains(peer_ns)) =>
+                {
+                    Some([id.clone(), ResourceId::link(peer_ns, peer)])
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        Part {
+            namespaces,
+            outside,
+        }
+    }
+
     fn of(desired: &Desired, asked: &BTreeSet<String>) -> Part {
         let veths = || {
             desired

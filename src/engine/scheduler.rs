@@ -10,7 +10,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::{EngineError, KernelPort};
 use crate::graph::Cycle;
 use crate::kernel::KernelError;
-use crate::model::{Change, ResourceId};
+use crate::model::{Action, Change, Kind, ResourceId};
 use crate::plan::Plan;
 use crate::state::{Moment, StateError};
 
@@ -71,31 +71,56 @@ pub async fn run<K: KernelPort>(
         while failure.is_none() && running.len() < CONCURRENCY {
             let Some(i) = ready.pop_first() else { break };
             let change = &plan.changes[i];
-            journal(change, Moment::Starting)?;
-            started[i] = true;
+            // The other settings of the same interface that are ready too
+            // go in the same request.
+            let target = link_setting(change);
+            let batch: Vec<usize> = std::iter::once(i)
+                .chain(
+                    ready
+                        .iter()
+                        .copied()
+                        .filter(|&j| target.is_some() && link_setting(&plan.changes[j]) == target),
+                )
+                .collect();
+            for &j in &batch {
+                ready.remove(&j);
+                journal(&plan.changes[j], Moment::Starting)?;
+                started[j] = true;
+            }
             let wait = !dependents[i].is_empty();
             if !wait {
                 teardowns.extend(change.takes_along.iter().cloned());
             }
-            running.push(async move { (i, carry_out(kernel, change, wait).await) });
+            let changes: Vec<&Change> = batch.iter().map(|&j| &plan.changes[j]).collect();
+            running.push(async move {
+                let result = if target.is_some() {
+                    kernel.execute_settings(&changes).await
+                } else {
+                    carry_out(kernel, change, wait).await
+                };
+                (batch, result)
+            });
         }
-        let Some((i, result)) = running.next().await else {
+        let Some((batch, result)) = running.next().await else {
             break;
         };
         match result {
             Ok(()) => {
-                done[i] = true;
-                journal(&plan.changes[i], Moment::Done)?;
-                progress.advance(&plan.changes[i]);
-                for &d in &dependents[i] {
-                    waiting_on[d] -= 1;
-                    if waiting_on[d] == 0 {
-                        ready.insert(d);
+                for i in batch {
+                    done[i] = true;
+                    journal(&plan.changes[i], Moment::Done)?;
+                    progress.advance(&plan.changes[i]);
+                    for &d in &dependents[i] {
+                        waiting_on[d] -= 1;
+                        if waiting_on[d] == 0 {
+                            ready.insert(d);
+                        }
                     }
                 }
             }
+            // Charged to the first of a batch: its request names them all.
             Err(err) => {
-                failure.get_or_insert((i, err));
+                failure.get_or_insert((batch[0], err));
             }
         }
     }
@@ -122,6 +147,21 @@ pub async fn run<K: KernelPort>(
         started,
         failure,
     })
+}
+
+/// The interface (namespace, name) whose settings a change makes, if it
+/// is one that can share a request with the interface's other settings:
+/// alias, MAC, master, IPv6 address generation and state, created or
+/// updated. (An MTU is not: a token bucket may have to follow it.) Those
+/// that must come before the link goes up wait for it in the plan's
+/// prerequisites, so they are never ready together with `Up`.
+fn link_setting(change: &Change) -> Option<(&str, &str)> {
+    let setting = matches!(
+        change.id.kind,
+        Kind::Alias | Kind::Mac | Kind::Master | Kind::LinkLocal | Kind::Up
+    );
+    (setting && change.action != Action::Delete)
+        .then_some((change.id.ns.as_str(), change.id.name.as_str()))
 }
 
 /// Makes one change; with `wait`, also waits for what a deleted

@@ -460,6 +460,75 @@ fn a_repair_looks_only_at_its_namespaces_and_mends_what_drifted_there() {
     assert!(apply(&engine, &topology).plan.is_empty());
 }
 
+#[test]
+fn an_interfaces_settings_share_a_request_but_up_waits_for_the_rest() {
+    let state = TempState::new("folded");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    assert!(apply(&engine, &topology("seed.yaml")).succeeded());
+    let requests = engine.kernel().settings_requests();
+    let kinds_of = |ns: &str, ifname: &str| -> Vec<Vec<Kind>> {
+        requests
+            .iter()
+            .filter(|ids| ids[0].ns == ns && ids[0].name == ifname)
+            .map(|ids| ids.iter().map(|id| id.kind).collect())
+            .collect()
+    };
+    for ids in &requests {
+        assert!(
+            ids.iter()
+                .all(|id| (&id.ns, &id.name) == (&ids[0].ns, &ids[0].name)),
+            "one interface per request: {ids:?}"
+        );
+    }
+    // The loopback's mark and state together; eth0 gets its mark and
+    // address generation first, and goes up on its own after them.
+    assert_eq!(kinds_of("test", "lo"), [vec![Kind::Alias, Kind::Up]]);
+    assert_eq!(
+        kinds_of("test", "eth0"),
+        [vec![Kind::Alias, Kind::LinkLocal], vec![Kind::Up]]
+    );
+}
+
+#[test]
+fn verify_reads_back_only_the_namespaces_the_plan_touched() {
+    let state = TempState::new("verify-part");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    // Three pods on one bridge in this machine's namespace.
+    let topology = topology("expectations.yaml");
+    apply(&engine, &topology);
+    let record = state.record(&topology.name);
+    // Drift: one pod's address vanishes.
+    let (id, address) = engine
+        .kernel()
+        .live()
+        .resources
+        .into_iter()
+        .find(|(id, _)| id.kind == Kind::Address && id.ns == "exp-client")
+        .expect("the client has addresses");
+    let drift = Change {
+        action: Action::Delete,
+        id: id.clone(),
+        from: Some(address),
+        to: None,
+        takes_along: Vec::new(),
+    };
+    block_on(engine.kernel().execute(&drift)).unwrap();
+
+    let run = apply(&engine, &topology);
+    assert!(run.succeeded());
+    let planned: Vec<_> = run.plan.changes.iter().map(|c| (c.action, &c.id)).collect();
+    assert_eq!(planned, [(Action::Create, &id)]);
+    let observations = engine.kernel().observations();
+    let (first, verify) = (&observations[observations.len() - 2], observations.last());
+    assert!(
+        first.contains("exp-server") && first.contains(""),
+        "{first:?}"
+    );
+    assert_eq!(verify, Some(&BTreeSet::from(["exp-client".to_string()])));
+    // The record still describes the whole topology.
+    assert_eq!(state.record(&topology.name), record);
+}
+
 /// The (before, after) pairs of tests/transitions: edits that keep one
 /// end of a veth at its (namespace, name) while the pair itself is made
 /// anew, by name.

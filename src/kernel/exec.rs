@@ -159,6 +159,65 @@ impl Kernel {
         })
     }
 
+    /// Carries out changes to the settings of one interface (see
+    /// `KernelPort::execute_settings`) in one request; retried once with
+    /// ifindexes looked up anew, like `execute`.
+    pub async fn execute_settings(&self, changes: &[&Change]) -> Result<()> {
+        match self.execute_settings_once(changes).await {
+            Err(err)
+                if err.errno() == Some(libc::ENODEV)
+                    && changes
+                        .first()
+                        .is_some_and(|c| self.forget_indexes(&c.id.ns)) =>
+            {
+                self.execute_settings_once(changes).await
+            }
+            other => other,
+        }
+    }
+
+    async fn execute_settings_once(&self, changes: &[&Change]) -> Result<()> {
+        let Some(first) = changes.first() else {
+            return Ok(());
+        };
+        let (ns, name) = (first.id.ns.as_str(), first.id.name.as_str());
+        let mut settings = Vec::with_capacity(changes.len());
+        let mut master = None;
+        for change in changes {
+            tracing::trace!("request: {:?} {}", change.action, change.id);
+            settings.push(match &change.to {
+                Some(Resource::Alias { alias }) => LinkChange::Mark(alias.clone()),
+                Some(Resource::Mac { mac }) => LinkChange::Mac(*mac),
+                Some(Resource::Up { up }) => LinkChange::Up(*up),
+                Some(Resource::LinkLocal { enabled }) => LinkChange::LinkLocal(*enabled),
+                Some(Resource::Master { master: bridge }) => {
+                    let index = self.index(ns, bridge).await?;
+                    master = Some(index);
+                    LinkChange::Port(index)
+                }
+                _ => {
+                    return Err(KernelError::new(
+                        format!("{:?} {}", change.action, change.id),
+                        io::Error::other("not a setting of a link"),
+                    ));
+                }
+            });
+        }
+        let handle = self.handle(ns).await?;
+        match link::change_link_settings(&handle, name, &settings).await {
+            // A kernel without IPv6: a plain enslave.
+            Err(err) if err.errno() == Some(libc::EAFNOSUPPORT) && master.is_some() => {
+                for setting in &mut settings {
+                    if let LinkChange::Port(index) = setting {
+                        *setting = LinkChange::Master(Some(*index));
+                    }
+                }
+                link::change_link_settings(&handle, name, &settings).await
+            }
+            other => other,
+        }
+    }
+
     async fn change(&self, ns: &str, name: &str, change: LinkChange) -> Result<()> {
         let handle = self.handle(ns).await?;
         link::change_link(&handle, name, change).await
@@ -174,7 +233,12 @@ impl Kernel {
                     peer_name: peer.clone(),
                     peer_netns: (peer_ns != ns).then(|| peer_ns.clone()),
                 };
-                link::create_veth(&handle, &veth).await?
+                let (index, peer_index) = link::create_veth(&handle, &veth).await?;
+                // The pod's end is addressed next: no lookup for it.
+                if let Some(peer_index) = peer_index {
+                    self.remember_index(peer_ns, peer, peer_index);
+                }
+                index
             }
             LinkKind::Vxlan(vxlan) => {
                 let config = VxlanConfig {

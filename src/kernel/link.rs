@@ -25,26 +25,38 @@ fn mac_from_bytes(bytes: &[u8]) -> Option<Mac> {
     Some(Mac(bytes.try_into().ok()?))
 }
 
+/// A link just made, as the kernel echoed it.
+struct Created {
+    index: u32,
+    /// IFLA_LINK: for a veth, its peer's ifindex (in the peer's namespace).
+    link: Option<u32>,
+}
+
 /// Creates a link: an RTM_NEWLINK create request (EEXIST if the name is
 /// taken) with NLM_F_ECHO, so the kernel sends the new link back and its
-/// ifindex needs no lookup. The link is created bare: netloom sets its
-/// alias (the kernel ignores IFLA_IFALIAS in a create request), MTU, MAC,
-/// master and state afterwards, one attribute at a time. Returns the
-/// ifindex.
+/// ifindex (and a veth's peer's) needs no lookup. The link is created
+/// bare: netloom sets its alias (the kernel ignores IFLA_IFALIAS in a
+/// create request), MTU, MAC, master and state afterwards.
 async fn create_link(
     handle: &Handle,
     name: &str,
     message: LinkMessage,
-) -> std::result::Result<u32, rtnetlink::Error> {
+) -> std::result::Result<Created, rtnetlink::Error> {
     let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
     let echoed = request(handle, RouteNetlinkMessage::NewLink(message), flags).await?;
-    let echoed_index = echoed.into_iter().find_map(|msg| match msg {
-        RouteNetlinkMessage::NewLink(link) => Some(link.header.index),
+    let echoed = echoed.into_iter().find_map(|msg| match msg {
+        RouteNetlinkMessage::NewLink(link) => Some(Created {
+            index: link.header.index,
+            link: link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Link(index) => Some(*index),
+                _ => None,
+            }),
+        }),
         _ => None,
     });
     // Some link types (vxlan) are not echoed: ask.
-    match echoed_index {
-        Some(index) => Ok(index),
+    match echoed {
+        Some(created) => Ok(created),
         None => handle
             .link()
             .get()
@@ -52,7 +64,10 @@ async fn create_link(
             .execute()
             .try_next()
             .await?
-            .map(|link| link.header.index)
+            .map(|link| Created {
+                index: link.header.index,
+                link: None,
+            })
             .ok_or(rtnetlink::Error::RequestFailed),
     }
 }
@@ -62,6 +77,7 @@ async fn create_link(
 pub async fn create_bridge(handle: &Handle, name: &str) -> Result<u32> {
     create_link(handle, name, LinkBridge::new(name).build())
         .await
+        .map(|created| created.index)
         .op(|| format!("create bridge {name}"))
 }
 
@@ -80,8 +96,8 @@ pub struct VethConfig {
 /// NS`, with the peer born in its target namespace (IFLA_NET_NS_FD inside
 /// VETH_INFO_PEER). The peer can't be created up (ENOTCONN): bring it up
 /// afterwards through a handle in the peer's namespace. Returns the near
-/// end's ifindex.
-pub async fn create_veth(handle: &Handle, veth: &VethConfig) -> Result<u32> {
+/// end's ifindex and, if the kernel echoed it, the peer's.
+pub async fn create_veth(handle: &Handle, veth: &VethConfig) -> Result<(u32, Option<u32>)> {
     let describe = || format!("create veth {} with peer {}", veth.name, veth.peer_name);
     // IFLA_NET_NS_FD is a raw fd number: it must stay open until the kernel
     // has acknowledged the request. `peer_ns` lives to the end of this function.
@@ -101,7 +117,10 @@ pub async fn create_veth(handle: &Handle, veth: &VethConfig) -> Result<u32> {
         .name(veth.name.clone())
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
         .build();
-    create_link(handle, &veth.name, message).await.op(describe)
+    create_link(handle, &veth.name, message)
+        .await
+        .map(|created| (created.index, created.link))
+        .op(describe)
 }
 
 /// A VXLAN device for head-end replication: no group, remotes come from
@@ -131,6 +150,7 @@ pub async fn create_vxlan(handle: &Handle, vxlan: &VxlanConfig) -> Result<u32> {
     };
     create_link(handle, &vxlan.name, builder.build())
         .await
+        .map(|created| created.index)
         .op(|| format!("create vxlan {} (vni {})", vxlan.name, vxlan.vni))
 }
 
@@ -165,10 +185,8 @@ pub enum LinkChange {
     LinkLocal(bool),
 }
 
-fn addr_gen_mode(mode: In6AddrGenMode) -> LinkAttribute {
-    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
-        mode,
-    )])])
+fn addr_gen_mode(mode: In6AddrGenMode) -> AfSpecUnspec {
+    AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(mode)])
 }
 
 /// As `ip link set` words it: `mtu 9000`, `master ifindex 4`.
@@ -190,47 +208,67 @@ impl std::fmt::Display for LinkChange {
     }
 }
 
-/// Changes one attribute of the link called `name`, like `ip link set`:
-/// RTM_NEWLINK without NLM_F_CREATE (the kernel finds the link by
-/// IFLA_IFNAME, the header's ifindex being 0).
+/// Changes one attribute of the link called `name`, like `ip link set`.
 pub async fn change_link(handle: &Handle, name: &str, change: LinkChange) -> Result<()> {
-    let builder = LinkUnspec::new_with_name(name);
-    let builder = match &change {
-        LinkChange::Mtu(mtu) => builder.mtu(*mtu),
-        LinkChange::Mac(mac) => builder.address(mac.0.to_vec()),
-        LinkChange::Up(true) => builder.up(),
-        LinkChange::Up(false) => builder.down(),
-        LinkChange::Master(Some(master)) => builder.controller(*master),
-        LinkChange::Master(None) => builder.nocontroller(),
-        LinkChange::Mark(mark) => {
-            let mut conf = InetDevConf::default();
-            conf.promote_secondaries = 1;
-            // Sent as nested IPV4_DEVCONF_* attributes, only the non-zero
-            // ones: the other settings are left as they are.
-            builder
-                .alias(mark.clone())
-                .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(
-                    vec![AfSpecInet::DevConfRequest(conf)],
-                )]))
-        }
-        LinkChange::Unmark => builder.alias(String::new()),
-        LinkChange::Port(master) => builder
-            .controller(*master)
-            .append_extra_attribute(addr_gen_mode(In6AddrGenMode::None)),
-        LinkChange::LinkLocal(enabled) => {
-            builder.append_extra_attribute(addr_gen_mode(if *enabled {
-                In6AddrGenMode::Eui64
-            } else {
-                In6AddrGenMode::None
-            }))
-        }
-    };
+    change_link_settings(handle, name, &[change]).await
+}
+
+/// Changes several attributes of the link called `name` in one request,
+/// like `ip link set NAME alias A master B`: RTM_NEWLINK without
+/// NLM_F_CREATE (the kernel finds the link by IFLA_IFNAME, the header's
+/// ifindex being 0). The kernel applies them in its own order (MAC, MTU,
+/// alias, up/down, master, then IFLA_AF_SPEC), not the slice's: a change
+/// that must come before the link goes up (a master, the IPv6 address
+/// generation) is not sent with `Up(true)`. The per-family settings of
+/// all of them travel in one IFLA_AF_SPEC (the kernel reads only one).
+pub async fn change_link_settings(
+    handle: &Handle,
+    name: &str,
+    changes: &[LinkChange],
+) -> Result<()> {
+    let mut builder = LinkUnspec::new_with_name(name);
+    let mut families = Vec::new();
+    for change in changes {
+        builder = match change {
+            LinkChange::Mtu(mtu) => builder.mtu(*mtu),
+            LinkChange::Mac(mac) => builder.address(mac.0.to_vec()),
+            LinkChange::Up(true) => builder.up(),
+            LinkChange::Up(false) => builder.down(),
+            LinkChange::Master(Some(master)) => builder.controller(*master),
+            LinkChange::Master(None) => builder.nocontroller(),
+            LinkChange::Mark(mark) => {
+                let mut conf = InetDevConf::default();
+                conf.promote_secondaries = 1;
+                // Sent as nested IPV4_DEVCONF_* attributes, only the
+                // non-zero ones: the other settings are left as they are.
+                families.push(AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)]));
+                builder.alias(mark.clone())
+            }
+            LinkChange::Unmark => builder.alias(String::new()),
+            LinkChange::Port(master) => {
+                families.push(addr_gen_mode(In6AddrGenMode::None));
+                builder.controller(*master)
+            }
+            LinkChange::LinkLocal(enabled) => {
+                families.push(addr_gen_mode(if *enabled {
+                    In6AddrGenMode::Eui64
+                } else {
+                    In6AddrGenMode::None
+                }));
+                builder
+            }
+        };
+    }
+    if !families.is_empty() {
+        builder = builder.append_extra_attribute(LinkAttribute::AfSpecUnspec(families));
+    }
+    let words: Vec<String> = changes.iter().map(ToString::to_string).collect();
     handle
         .link()
         .change(builder.build())
         .execute()
         .await
-        .op(|| format!("set {change} on {name}"))
+        .op(|| format!("set {} on {name}", words.join(", ")))
 }
 
 /// Deletes the link called `name` (for a veth, both ends).

@@ -71,11 +71,60 @@ impl Attached {
     }
 }
 
-/// The kernel, as netloom talks to it: each namespace attached once (a
-/// worker thread and a netlink handle), and the ifindex of every interface
-/// seen.
+/// How many namespaces stay attached at once. Each holds a thread and a
+/// netlink socket with its buffers (some 80 KiB): a thousand pods kept
+/// attached for a whole run cost a thousand threads and 80 MiB. The
+/// scheduler and observe work on at most 32 namespaces at a time, and
+/// the kernel serialises the requests anyway: a small set, the least
+/// recently used let go first, costs a re-attach (a thread and a socket,
+/// some tens of microseconds) now and then.
+const MAX_ATTACHED: usize = 64;
+
+/// A namespace's attachment, made on first use.
+type Cell = Arc<OnceCell<Arc<Attached>>>;
+
+/// The namespaces attached, and when each was last used.
+#[derive(Default)]
+struct Attachments {
+    cells: HashMap<String, (Cell, u64)>,
+    clock: u64,
+    /// The namespace each name was last attached to (`netns_inode`),
+    /// kept when its attachment is let go: attached again to another
+    /// namespace of the same name, the ifindexes learnt are stale.
+    inodes: HashMap<String, u64>,
+}
+
+impl Attachments {
+    /// The cell of `ns`, marked as used now; and the least recently used
+    /// others beyond `MAX_ATTACHED`, let go (to be dropped unlocked: a
+    /// dropped worker is joined).
+    fn cell(&mut self, ns: &str) -> (Cell, Vec<Cell>) {
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self.cells.entry(ns.to_string()).or_default();
+        entry.1 = clock;
+        let cell = entry.0.clone();
+        let mut evicted = Vec::new();
+        while self.cells.len() > MAX_ATTACHED {
+            // This machine's namespace holds every pod's host end: kept.
+            let oldest = self
+                .cells
+                .iter()
+                .filter(|(name, _)| !name.is_empty() && name.as_str() != ns)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(name, _)| name.clone());
+            let Some(oldest) = oldest else { break };
+            evicted.extend(self.cells.remove(&oldest).map(|(cell, _)| cell));
+        }
+        (cell, evicted)
+    }
+}
+
+/// The kernel, as netloom talks to it: the namespaces in use attached (a
+/// worker thread and a netlink handle each, at most `MAX_ATTACHED`), and
+/// the ifindex of every interface seen.
 pub struct Kernel {
-    namespaces: Mutex<HashMap<String, Arc<OnceCell<Arc<Attached>>>>>,
+    namespaces: Mutex<Attachments>,
     /// (namespace, interface name) -> ifindex, learnt from dumps and
     /// creations, so that a change costs one request, not a lookup too.
     indexes: Mutex<HashMap<(String, String), u32>>,
@@ -87,7 +136,7 @@ impl Kernel {
         // than the usual soft limit of 1024.
         netlink::raise_fd_limit().op(|| "raise the open-file limit".to_string())?;
         Ok(Kernel {
-            namespaces: Mutex::new(HashMap::new()),
+            namespaces: Mutex::new(Attachments::default()),
             indexes: Mutex::new(HashMap::new()),
         })
     }
@@ -127,17 +176,30 @@ impl Kernel {
     }
 
     async fn attached_as_cached(&self, ns: &str) -> Result<Arc<Attached>> {
-        let cell = self
+        let (cell, evicted) = self.namespaces.lock().expect("namespaces lock").cell(ns);
+        drop(evicted);
+        let attached = cell
+            .get_or_try_init(|| async { Kernel::attach(Worker::enter(ns).await?).await })
+            .await
+            .cloned()
+            .op(|| format!("open netlink in {}", namespace_label(ns)))?;
+        self.note_inode(ns, attached.inode);
+        Ok(attached)
+    }
+
+    /// Notes which namespace `ns` names now; if another than when it was
+    /// last attached (made again while let go), what was learnt of its
+    /// interfaces is forgotten.
+    fn note_inode(&self, ns: &str, inode: u64) {
+        let before = self
             .namespaces
             .lock()
             .expect("namespaces lock")
-            .entry(ns.to_string())
-            .or_default()
-            .clone();
-        cell.get_or_try_init(|| async { Kernel::attach(Worker::enter(ns).await?).await })
-            .await
-            .cloned()
-            .op(|| format!("open netlink in {}", namespace_label(ns)))
+            .inodes
+            .insert(ns.to_string(), inode);
+        if before.is_some_and(|before| before != inode) {
+            self.forget_indexes(ns);
+        }
     }
 
     /// The netlink handle of a namespace.
@@ -150,11 +212,17 @@ impl Kernel {
         let attached = async { Kernel::attach(Worker::create(ns).await?).await }
             .await
             .op(|| format!("create {}", namespace_label(ns)))?;
-        let cell = Arc::new(OnceCell::new_with(Some(attached)));
-        self.namespaces
-            .lock()
-            .expect("namespaces lock")
-            .insert(ns.to_string(), cell);
+        let inode = attached.inode;
+        let (replaced, evicted) = {
+            let mut attachments = self.namespaces.lock().expect("namespaces lock");
+            let replaced = attachments.cells.remove(ns);
+            let (cell, evicted) = attachments.cell(ns);
+            // A cell made just now: empty.
+            let _ = cell.set(attached);
+            (replaced, evicted)
+        };
+        drop((replaced, evicted));
+        self.note_inode(ns, inode);
         Ok(())
     }
 
@@ -171,7 +239,12 @@ impl Kernel {
     /// Lets go of a namespace (its worker ends, its socket closes), so that
     /// deleting it really frees it.
     fn forget(&self, ns: &str) {
-        let forgotten = self.namespaces.lock().expect("namespaces lock").remove(ns);
+        let forgotten = self
+            .namespaces
+            .lock()
+            .expect("namespaces lock")
+            .cells
+            .remove(ns);
         drop(forgotten);
         self.forget_indexes(ns);
     }
@@ -180,7 +253,7 @@ impl Kernel {
     /// end and the sockets close, so nothing keeps a namespace alive and
     /// the next use attaches afresh.
     pub fn release(&self) {
-        let all = std::mem::take(&mut *self.namespaces.lock().expect("namespaces lock"));
+        let all = std::mem::take(&mut self.namespaces.lock().expect("namespaces lock").cells);
         drop(all);
         self.indexes.lock().expect("indexes lock").clear();
     }
