@@ -459,7 +459,11 @@ fn scope_of(desired: &Desired, record: Option<&Record>) -> Scope {
         for ns in made.chain(claimed) {
             scope.namespaces.entry(ns).or_default();
         }
-        for id in record.replaced.keys() {
+        // The sysctls it set, in its namespaces too: a namespace about to
+        // be deleted takes them along, and its start snapshot must say
+        // what they were.
+        let set = record.created.iter().filter(|id| id.kind == Kind::Sysctl);
+        for id in record.replaced.keys().chain(set) {
             scope
                 .namespaces
                 .entry(id.ns.clone())

@@ -80,13 +80,56 @@ fn in_region(region: &Region, id: &ResourceId, resource: &Resource) -> bool {
         || matches!(resource, Resource::Master { master } if hangs_on(Some(master)))
 }
 
-/// The part of `observed` in the region.
+/// The part of `observed` in the region, with what tells who owns it:
+/// the namespace it lives in and its loopback's mark, the link of an
+/// interface (the veth holding it, for a peer end) and that link's mark.
 fn part_in(region: &Region, observed: &Observed) -> Observed {
-    let resources: crate::model::Resources = observed
-        .resources
+    let live = &observed.resources;
+    let mut ids: BTreeSet<&ResourceId> = live
         .iter()
         .filter(|(id, resource)| in_region(region, id, resource))
-        .map(|(id, resource)| (id.clone(), resource.clone()))
+        .map(|(id, _)| id)
+        .collect();
+    // From the region itself, not from what is there: one side may lack
+    // the object that pulls the context in (an address deleted).
+    let interfaces = region
+        .objects
+        .iter()
+        .filter_map(|id| Some((id.ns.clone(), id.ifname()?.to_string())))
+        .chain(region.interfaces.iter().cloned())
+        .chain(region.route_devices.iter().cloned());
+    let mut context = Vec::new();
+    for (ns, ifname) in interfaces {
+        context.push(ResourceId::link(&ns, &ifname));
+        context.push(ResourceId::new(&ns, Kind::Alias, ifname.clone()));
+        let holders = live.iter().filter(|(_, resource)| {
+            matches!(resource, Resource::Link(LinkKind::Veth { peer_ns, peer })
+                if *peer_ns == ns && *peer == ifname)
+        });
+        for (holder, _) in holders {
+            context.push(holder.clone());
+            context.push(ResourceId::new(
+                &holder.ns,
+                Kind::Alias,
+                holder.name.clone(),
+            ));
+        }
+    }
+    let namespaces = (region.objects.iter().map(|id| &id.ns))
+        .chain(region.interfaces.iter().map(|(ns, _)| ns))
+        .chain(region.route_devices.iter().map(|(ns, _)| ns));
+    for ns in namespaces {
+        context.push(ResourceId::namespace(ns));
+        context.push(ResourceId::new(ns, Kind::Alias, "lo"));
+    }
+    ids.extend(
+        context
+            .iter()
+            .filter_map(|id| live.get_key_value(id).map(|(id, _)| id)),
+    );
+    let resources: crate::model::Resources = ids
+        .into_iter()
+        .map(|id| (id.clone(), live[id].clone()))
         .collect();
     let route_protocols = observed
         .route_protocols
