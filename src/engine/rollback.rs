@@ -254,6 +254,12 @@ impl<K: KernelPort> Engine<K> {
         // A restore killed half way left its journal: claim what it made.
         let records = self.state.records()?;
         self.state.recover(&records, topology)?;
+        // A namespace creation or deletion killed half way left a file.
+        for ns in &start.region.namespaces {
+            if self.kernel.remove_leftover_namespace(ns).unwrap_or(false) {
+                tracing::info!("removed the leftover file of namespace {ns}");
+            }
+        }
         let scope = Scope {
             namespaces: start.scope.clone(),
         };
