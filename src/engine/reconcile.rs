@@ -158,6 +158,10 @@ impl<K: KernelPort> Engine<K> {
             atomic: false,
         };
         let execution = self.reconcile(desired, scope, None, run, progress).await?;
+        // Gone for good: nothing of it stays in the state dir either.
+        if !dry_run && execution.succeeded() {
+            self.state.remove_start(&name)?;
+        }
         // No record and nothing marked: likely a misspelt name. An empty
         // plan wrote nothing, so saying so now changes nothing.
         let nothing_marked = execution.plan.is_empty() && execution.plan.conflicts.is_empty();

@@ -181,6 +181,16 @@ impl StateDir {
             .map_err(io_error(&self.path))
     }
 
+    /// Drops the topology's start snapshot: a destroy that finished leaves
+    /// nothing of the topology behind, this included.
+    pub fn remove_start(&self, topology: &str) -> Result<(), StateError> {
+        let path = self.start_path(topology);
+        match fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io_error(&path)(err)),
+            _ => Ok(()),
+        }
+    }
+
     /// The start snapshot of the topology's last changing run, if any.
     pub fn start(&self, topology: &str) -> Result<Option<StartSnapshot>, StateError> {
         let path = self.start_path(topology);
