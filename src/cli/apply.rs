@@ -1,6 +1,11 @@
 //! `netloom apply FILE`: make the kernel match the file, read back, verify.
 
+use std::cell::RefCell;
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::progress::ProgressDisplay;
 use super::topology::topology_or_report;
@@ -8,8 +13,18 @@ use super::view::{self, Owners, Style};
 use super::{
     KernelArgs, Output, ViewArgs, block_on, check, check_timeout, error, exit, plan, report,
 };
-use crate::engine::{EngineError, Execution};
+use crate::engine::{Engine, EngineError, Execution};
 use crate::model::Mode;
+use crate::probe::run::Outcome;
+use crate::spec::Topology;
+
+/// How an apply may be undone (`--atomic`, `--confirm`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Transaction {
+    pub atomic: bool,
+    /// `--confirm SECONDS`: how long to wait for a confirmation.
+    pub confirm: Option<Duration>,
+}
 
 /// How a changing run (`apply`, `destroy`) reports.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +41,7 @@ pub fn run(
     kernel: &KernelArgs,
     adopt: bool,
     then_check: bool,
+    transaction: Transaction,
     run_view: RunView,
 ) -> ExitCode {
     let output = run_view.output;
@@ -38,6 +54,16 @@ pub fn run(
         Err(err) => return error::fail(&err, output),
     };
     let owners = Owners::new(&topology, &Mode::from_host_flag(kernel.host.clone()));
+    if transaction.atomic || transaction.confirm.is_some() {
+        let atomic = Atomic {
+            file,
+            topology: &topology,
+            engine: &engine,
+            then_check,
+            confirm: transaction.confirm,
+        };
+        return atomic.run(&owners, run_view, &progress);
+    }
     let result = block_on(engine.apply(&topology, run_view.dry_run, &progress));
     if !then_check {
         return finish_run(&topology.name, "apply", result, &owners, run_view);
@@ -66,6 +92,107 @@ pub fn run(
     exit::success_if(check::holds(&outcomes))
 }
 
+/// An apply that is undone if it fails half way, if (with `--check`) an
+/// expectation fails after it, or (with `--confirm`) if nobody confirms it.
+struct Atomic<'a> {
+    file: &'a str,
+    topology: &'a Topology,
+    engine: &'a Engine,
+    then_check: bool,
+    confirm: Option<Duration>,
+}
+
+impl Atomic<'_> {
+    fn run(&self, owners: &Owners, run_view: RunView, progress: &ProgressDisplay) -> ExitCode {
+        let output = run_view.output;
+        let checked: RefCell<Option<Vec<Outcome>>> = RefCell::new(None);
+        let keep = async {
+            if self.then_check {
+                let outcomes = self
+                    .engine
+                    .check(self.topology, check_timeout())
+                    .await
+                    .map_err(|err| {
+                        format!("the file's expectations could not be checked: {err}")
+                    })?;
+                let failed = outcomes.iter().filter(|o| !o.ok).count();
+                *checked.borrow_mut() = Some(outcomes);
+                if failed > 0 {
+                    return Err(format!("{failed} of the file's expectations failed"));
+                }
+            }
+            match self.confirm {
+                Some(timeout) => self.confirmation(timeout).await,
+                None => Ok(()),
+            }
+        };
+        let result = block_on(self.engine.apply_atomic(self.topology, progress, keep));
+        let Some(outcomes) = checked.into_inner() else {
+            return finish_run(&self.topology.name, "apply", result, owners, run_view);
+        };
+        let run = match result {
+            Ok(run) => run,
+            Err(err) => return error::fail(&err, output),
+        };
+        match output {
+            Output::Json => {
+                let mut doc = report::execution_json(&self.topology.name, &run);
+                doc["check"] = check::results_json(&outcomes);
+                println!("{doc:#}");
+            }
+            Output::Human => {
+                let (out, err) =
+                    run_text(&self.topology.name, "apply", &run, owners, run_view.view);
+                print!("{out}{}", check::text(&outcomes));
+                eprint!("{err}");
+            }
+        }
+        exit::success_if(run.succeeded() && check::holds(&outcomes))
+    }
+
+    /// Waits for a keypress (Enter, on a terminal) or `netloom confirm`;
+    /// Ctrl-C, or nothing in time, says why the apply is to be undone.
+    async fn confirmation(&self, timeout: Duration) -> Result<(), String> {
+        let pressed = Arc::new(AtomicBool::new(false));
+        let on_terminal = std::io::stdin().is_terminal();
+        if on_terminal {
+            let pressed = Arc::clone(&pressed);
+            // Left blocked on the terminal if nobody presses: it ends with
+            // the process.
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                if std::io::stdin().read_line(&mut line).is_ok() {
+                    pressed.store(true, Ordering::Relaxed);
+                }
+            });
+        }
+        let how = if on_terminal {
+            "press Enter here, or run"
+        } else {
+            "run"
+        };
+        eprintln!(
+            "Applied. To keep these changes, {how} `netloom confirm {}` within {}s; otherwise they are undone.",
+            self.file,
+            timeout.as_secs_f64()
+        );
+        let name = self.topology.name.as_str();
+        let wait = self
+            .engine
+            .await_confirmation(name, timeout, || pressed.load(Ordering::Relaxed));
+        let answered = tokio::select! {
+            answered = wait => answered.map_err(|err| err.to_string())?,
+            _ = tokio::signal::ctrl_c() => return Err("interrupted before confirmation".into()),
+        };
+        if answered {
+            eprintln!("Confirmed: the changes stay.");
+            Ok(())
+        } else {
+            Err(format!("not confirmed within {}s", timeout.as_secs_f64()))
+        }
+    }
+}
+
 /// A finished run for people: what changed, grouped like a plan (the
 /// kernel-object list with `--objects`) on stdout; what went wrong on
 /// stderr.
@@ -77,7 +204,7 @@ fn run_text(
     view_args: ViewArgs,
 ) -> (String, String) {
     let (out, err) = report::execution_text(topology, verb, run);
-    let finished = run.failure.is_none() && run.plan.conflicts.is_empty();
+    let finished = run.failure.is_none() && run.plan.conflicts.is_empty() && run.rollback.is_none();
     if !finished || run.plan.is_empty() || view_args.objects {
         return (out, err);
     }

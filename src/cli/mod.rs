@@ -6,6 +6,7 @@
 mod apply;
 mod check;
 mod completions;
+mod confirm;
 mod destroy;
 mod error;
 mod exec;
@@ -16,6 +17,7 @@ mod path;
 mod plan;
 mod progress;
 pub mod report;
+mod rollback;
 mod schema;
 mod status;
 mod topology;
@@ -110,8 +112,37 @@ pub enum Command {
         /// Then run the file's `expect` list (exit 1 if one fails).
         #[arg(long, conflicts_with = "dry_run")]
         check: bool,
+        /// Undo the apply if it fails half way (a change refused, a failed
+        /// read-back) or, with --check, if an expectation fails: restore
+        /// the state found at the start, and read it back.
+        #[arg(long, conflicts_with = "dry_run")]
+        atomic: bool,
+        /// Apply, then wait SECONDS for Enter (on a terminal) or `netloom
+        /// confirm FILE`; undo the apply without one (exit 1). Implies --atomic.
+        #[arg(long, value_name = "SECONDS", value_parser = seconds, conflicts_with = "dry_run")]
+        confirm: Option<f64>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+    },
+    /// Restore the state found at the start of the topology's last changing
+    /// run (apply, destroy, a watch repair), then read it back and verify.
+    Rollback {
+        /// The topology file (`-` reads standard input).
+        file: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        view: ViewArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Keep the changes of an `apply --confirm` waiting on this topology
+    /// (exit 1 if none is waiting).
+    Confirm {
+        /// The topology file (`-` reads standard input).
+        file: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
     },
     /// Run the file's `expect` list with real traffic from inside the pods.
     Check {
@@ -341,12 +372,18 @@ pub fn run(cli: Cli) -> ExitCode {
             detailed_exitcode,
             view,
             check,
+            atomic,
+            confirm,
             output,
         } => apply::run(
             &file,
             &kernel,
             adopt,
             check,
+            apply::Transaction {
+                atomic,
+                confirm: confirm.map(Duration::from_secs_f64),
+            },
             apply::RunView {
                 dry_run,
                 detailed_exitcode,
@@ -354,6 +391,13 @@ pub fn run(cli: Cli) -> ExitCode {
                 output,
             },
         ),
+        Command::Rollback {
+            file,
+            kernel,
+            view,
+            output,
+        } => rollback::run(&file, &kernel, view, output),
+        Command::Confirm { file, kernel } => confirm::run(&file, &kernel),
         Command::Check {
             file,
             kernel,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use crate::engine::{Execution, ObjectStatus, State};
+use crate::engine::{Execution, ObjectStatus, Rollback, State};
 use crate::model::{Action, Change, Kind, ResourceId};
 use crate::plan::{Conflict, Plan};
 
@@ -86,6 +86,17 @@ pub const NOTHING_CHANGED: &str = "nothing was changed";
 /// stdout, and on failure what was and was not done on stderr.
 pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, String) {
     let plan = &run.plan;
+    if let Some(rollback) = &run.rollback {
+        return rolled_back_text(topology, run, rollback);
+    }
+    if plan.is_empty() && plan.conflicts.is_empty() && verb == "rollback" {
+        return (
+            format!(
+                "{topology}: nothing to roll back, the kernel holds the state found at the start of the last changing run\n"
+            ),
+            String::new(),
+        );
+    }
     if !plan.conflicts.is_empty() {
         return (
             String::new(),
@@ -149,6 +160,77 @@ pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, S
         let _ = writeln!(err, "  conflict: {}", conflict.message());
     }
     (out, err)
+}
+
+/// An apply undone (`--atomic`, `--confirm`): what it had done, why it was
+/// undone, and whether the start state is back.
+fn rolled_back_text(topology: &str, run: &Execution, rollback: &Rollback) -> (String, String) {
+    let done = run.done.iter().filter(|d| **d).count();
+    let mut err = String::new();
+    if let Some((failed, error)) = &run.failure {
+        let _ = writeln!(
+            err,
+            "error: {} failed: {error}",
+            change_line(&run.plan.changes[*failed])
+        );
+    }
+    let _ = writeln!(
+        err,
+        "{done} of {} changes were made, then undone:",
+        run.plan.changes.len()
+    );
+    for (change, _) in run.plan.changes.iter().zip(&run.done).filter(|(_, d)| **d) {
+        let _ = writeln!(err, "  undone   {}", change_line(change));
+    }
+    match &rollback.restore {
+        Ok(restore) if restore.succeeded() => {
+            let changes = restore.done.iter().filter(|d| **d).count();
+            let _ = writeln!(
+                err,
+                "rolled back: {}; the state found at the start is back ({changes} changes), read back and verified",
+                rollback.why
+            );
+        }
+        Ok(restore) => {
+            let (_, restore_err) = execution_text(topology, "rollback", restore);
+            let _ = write!(
+                err,
+                "error: rolling back ({}) did not finish:\n{restore_err}",
+                rollback.why
+            );
+        }
+        Err(error) => {
+            let _ = writeln!(
+                err,
+                "error: rolling back ({}) failed: {error}\nrun `netloom rollback` to finish it",
+                rollback.why
+            );
+        }
+    }
+    (String::new(), err)
+}
+
+fn rollback_json(rollback: &Rollback) -> Value {
+    let mut doc = json!({
+        "reason": rollback.why,
+        "restored": rollback.restored(),
+    });
+    match &rollback.restore {
+        Ok(restore) => {
+            doc["changes"] = restore
+                .plan
+                .changes
+                .iter()
+                .zip(&restore.done)
+                .map(|(c, d)| change_json(c, Some(*d)))
+                .collect();
+            if !restore.succeeded() {
+                doc["error"] = json!("the restore did not finish: run `netloom rollback`");
+            }
+        }
+        Err(error) => doc["error"] = json!(error.to_string()),
+    }
+    doc
 }
 
 /// The `name` of an object in JSON: a namespace is named by itself.
@@ -238,6 +320,12 @@ pub fn execution_json(topology: &str, run: &Execution) -> Value {
             .collect();
     } else if !plan.conflicts.is_empty() {
         doc["error"] = json!("conflicts: nothing was changed");
+    }
+    if let Some(rollback) = &run.rollback {
+        if doc.get("error").is_none() {
+            doc["error"] = json!(format!("rolled back: {}", rollback.why));
+        }
+        doc["rolled_back"] = rollback_json(rollback);
     }
     doc
 }

@@ -295,8 +295,13 @@ impl Watch {
             }
             tokio::task::yield_now().await;
         }
+        // Atomic, like every repair: a reconcile that fails half way puts
+        // back what it found, instead of leaving a half-made network.
         let result = if work.is_full() {
-            self.engine.apply(&self.topology, false, &Silent).await
+            let keep = std::future::ready(Ok(()));
+            self.engine
+                .apply_atomic(&self.topology, &Silent, keep)
+                .await
         } else {
             let namespaces: BTreeSet<String> = work.namespaces.keys().cloned().collect();
             self.engine
@@ -436,9 +441,14 @@ fn done(run: &Execution) -> usize {
 
 /// Why a run did not converge, in one line.
 fn failure(run: &Execution) -> String {
+    let rolled_back = match &run.rollback {
+        Some(rollback) if rollback.restored() => "; rolled back to the state found at its start",
+        Some(_) => "; rolling back did not finish (run `netloom rollback`)",
+        None => "",
+    };
     if let Some((index, err)) = &run.failure {
         return format!(
-            "{} failed: {err}",
+            "{} failed: {err}{rolled_back}",
             report::change_line(&run.plan.changes[*index])
         );
     }

@@ -15,11 +15,13 @@ use std::process::ExitStatus;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use super::KernelPort;
 use crate::graph::sysctl_interface;
 use crate::kernel::{Interface, KernelError, Scope};
 use crate::model::{
-    Action, Change, Kind, LinkKind, Observed, ROUTE_PROTOCOL, Resource, ResourceId, mark_owner,
+    Action, Change, Kind, LinkKind, Mac, Observed, ROUTE_PROTOCOL, Resource, ResourceId, mark_owner,
 };
 
 /// The MTU and state the kernel gives a new interface.
@@ -178,6 +180,12 @@ impl Inner {
         self.insert(at(Kind::Mtu), Resource::Mtu { mtu: DEFAULT_MTU });
         // The kernel's default address generation: EUI-64.
         self.insert(at(Kind::LinkLocal), Resource::LinkLocal { enabled: true });
+        // Every interface has a MAC: one of its own (the kernel's is
+        // random; this one is the same for the same place, so that two
+        // fakes doing the same compare equal).
+        let digest = Sha256::digest(format!("fake/{ns}/{ifname}").as_bytes());
+        let mac = Mac::local_from_hash(&digest);
+        self.insert(at(Kind::Mac), Resource::Mac { mac });
     }
 
     fn delete(&mut self, change: &Change) {

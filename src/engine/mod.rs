@@ -20,6 +20,7 @@ mod path;
 mod port;
 mod reconcile;
 mod restore;
+mod rollback;
 mod scheduler;
 mod status;
 mod sysctls;
@@ -27,6 +28,7 @@ mod sysctls;
 pub use destroy::DestroyTarget;
 pub use path::{PathProbe, PathRun};
 pub use port::KernelPort;
+pub use rollback::Rollback;
 pub use scheduler::{Outcome, Progress};
 pub use status::{ObjectStatus, State, object_statuses};
 
@@ -70,6 +72,10 @@ pub enum EngineError {
         found: String,
     },
     #[error(
+        "topology {0} has no changing run to roll back: the state dir holds no start snapshot of it"
+    )]
+    NothingToRollBack(String),
+    #[error(
         "the kernel cannot set {}: nothing was changed (fix the key in the file, or drop it)",
         .0.join("; ")
     )]
@@ -88,6 +94,9 @@ impl EngineError {
             || matches!(self, EngineError::State(_)) && errno == Some(libc::EACCES)
     }
 }
+
+/// How often a wait for confirmation looks for one.
+const CONFIRMATION_POLL: Duration = Duration::from_millis(100);
 
 /// What a run is about, besides the file.
 pub struct Options {
@@ -109,11 +118,14 @@ pub struct Execution {
     /// is in the way of the file then.
     pub unverified: Vec<Change>,
     pub unverified_conflicts: Vec<Conflict>,
+    /// `--atomic`: the run was undone, and why.
+    pub rollback: Option<Rollback>,
 }
 
 impl Execution {
     pub fn succeeded(&self) -> bool {
-        self.failure.is_none()
+        self.rollback.is_none()
+            && self.failure.is_none()
             && self.unverified.is_empty()
             && self.unverified_conflicts.is_empty()
             && self.plan.conflicts.is_empty()
@@ -122,6 +134,8 @@ impl Execution {
 
 /// Everything observed for one run.
 pub struct Snapshot {
+    /// What was observed: namespaces, and the sysctls read in each.
+    pub scope: crate::kernel::Scope,
     /// The file's objects, and the values to put back that it no longer
     /// declares (`restored`).
     pub desired: Desired,
@@ -197,6 +211,68 @@ impl<K: KernelPort> Engine<K> {
     ) -> Result<Execution, EngineError> {
         self.releasing(self.reconcile_apply(topology, dry_run, progress))
             .await
+    }
+
+    /// `apply --atomic`: applies like `apply`; a change the kernel refuses
+    /// or a read-back that differs puts back the state found at the start
+    /// (`Execution::rollback` says so). Once it has succeeded, `keep` (a
+    /// check, a confirmation) decides, still under the lock: a reason not
+    /// to keep it puts back the start state too.
+    pub async fn apply_atomic(
+        &self,
+        topology: &Topology,
+        progress: &dyn Progress,
+        keep: impl Future<Output = Result<(), String>>,
+    ) -> Result<Execution, EngineError> {
+        self.releasing(self.reconcile_atomic(topology, progress, keep))
+            .await
+    }
+
+    /// Puts back the state found at the start of the topology's last
+    /// changing run, then reads back: a run of its own (plan, journal,
+    /// execute, verify), so that one killed half way is finished by the next.
+    pub async fn rollback(
+        &self,
+        topology: &Topology,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        self.releasing(async {
+            let _lock = self.state.lock(self.options.lock_timeout)?;
+            let start = self.state.start(&topology.name)?;
+            let start =
+                start.ok_or_else(|| EngineError::NothingToRollBack(topology.name.to_string()))?;
+            self.restore(&start, progress).await
+        })
+        .await
+    }
+
+    /// Waits up to `timeout` for `netloom confirm` (or `confirmed()`, a
+    /// keypress) to keep the apply just made; whether one came in time.
+    pub async fn await_confirmation(
+        &self,
+        topology: &str,
+        timeout: Duration,
+        confirmed: impl Fn() -> bool,
+    ) -> Result<bool, EngineError> {
+        self.state.await_confirmation(topology)?;
+        let deadline = std::time::Instant::now() + timeout;
+        let answered = loop {
+            if self.state.is_confirmed(topology) || confirmed() {
+                break true;
+            }
+            if std::time::Instant::now() >= deadline {
+                break false;
+            }
+            tokio::time::sleep(CONFIRMATION_POLL).await;
+        };
+        self.state.end_confirmation(topology)?;
+        Ok(answered)
+    }
+
+    /// Answers an `apply --confirm` waiting on the topology: its changes
+    /// stay. Whether one was waiting.
+    pub fn confirm(&self, topology: &str) -> Result<bool, EngineError> {
+        Ok(self.state.confirm(topology)?)
     }
 
     /// Makes the kernel match the topology within `namespaces` only, then

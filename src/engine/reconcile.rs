@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::destroy::{DestroyTarget, restore_set};
+use super::rollback::{self, Rollback};
 use super::{
     Engine, EngineError, Execution, KernelPort, Progress, Snapshot, restore, scheduler, sysctls,
 };
@@ -14,7 +15,7 @@ use crate::kernel::{KernelError, Scope};
 use crate::model::{Action, Desired, Kind, LinkKind, Resource, ResourceId};
 use crate::plan::{self, Context};
 use crate::spec::Topology;
-use crate::state::{Moment, Record, Records};
+use crate::state::{Moment, Record, Records, StartSnapshot};
 
 /// What a reconcile run is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ enum Goal {
 struct Run {
     goal: Goal,
     dry_run: bool,
+    /// Undo a run that fails half way: restore its start snapshot.
+    atomic: bool,
 }
 
 impl Run {
@@ -60,9 +63,41 @@ impl<K: KernelPort> Engine<K> {
         let run = Run {
             goal: Goal::Apply,
             dry_run,
+            atomic: false,
         };
         self.reconcile(desired, Scope::default(), None, run, progress)
             .await
+    }
+
+    /// Applies the file; if the kernel refuses a change or the read-back
+    /// differs, restores the start state. Once the apply has succeeded,
+    /// awaits `keep` (a check, a confirmation) still under the lock, and
+    /// restores the start state too if it says why not.
+    pub(super) async fn reconcile_atomic(
+        &self,
+        topology: &Topology,
+        progress: &dyn Progress,
+        keep: impl Future<Output = Result<(), String>>,
+    ) -> Result<Execution, EngineError> {
+        let _lock = self.state.lock(self.options.lock_timeout)?;
+        let desired = self.desired(topology).await?;
+        let run = Run {
+            goal: Goal::Apply,
+            dry_run: false,
+            atomic: true,
+        };
+        let (mut execution, start) = self
+            .reconcile_run(desired, Scope::default(), None, run, progress)
+            .await?;
+        // Nothing changed (nothing to undo), or already undone.
+        let Some(start) = start.filter(|_| execution.succeeded()) else {
+            return Ok(execution);
+        };
+        if let Err(why) = keep.await {
+            let restore = self.restore(&start, progress).await.map(Box::new);
+            execution.rollback = Some(Rollback { why, restore });
+        }
+        Ok(execution)
     }
 
     /// Applies the file within `namespaces` only: observes just them and
@@ -80,9 +115,11 @@ impl<K: KernelPort> Engine<K> {
         desired
             .resources
             .retain(|id, _| part.namespaces.contains(&id.ns) && !part.outside.contains(id));
+        // A repair is atomic: `watch` never leaves drift half repaired.
         let run = Run {
             goal: Goal::Repair,
             dry_run: false,
+            atomic: true,
         };
         self.reconcile(desired, Scope::default(), Some(&part), run, progress)
             .await
@@ -118,8 +155,13 @@ impl<K: KernelPort> Engine<K> {
         let run = Run {
             goal: Goal::Destroy,
             dry_run,
+            atomic: false,
         };
         let execution = self.reconcile(desired, scope, None, run, progress).await?;
+        // Gone for good: nothing of it stays in the state dir either.
+        if !dry_run && execution.succeeded() {
+            self.state.remove_start(&name)?;
+        }
         // No record and nothing marked: likely a misspelt name. An empty
         // plan wrote nothing, so saying so now changes nothing.
         let nothing_marked = execution.plan.is_empty() && execution.plan.conflicts.is_empty();
@@ -195,6 +237,7 @@ impl<K: KernelPort> Engine<K> {
             started.elapsed()
         );
         Ok(Snapshot {
+            scope,
             desired,
             restored,
             observed,
@@ -213,6 +256,21 @@ impl<K: KernelPort> Engine<K> {
         run: Run,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
+        let (execution, _) = self
+            .reconcile_run(desired, extra_scope, part, run, progress)
+            .await?;
+        Ok(execution)
+    }
+
+    /// `reconcile`, and the start snapshot saved if it changed anything.
+    async fn reconcile_run(
+        &self,
+        desired: Desired,
+        extra_scope: Scope,
+        part: Option<&Part>,
+        run: Run,
+        progress: &dyn Progress,
+    ) -> Result<(Execution, Option<StartSnapshot>), EngineError> {
         let topology = desired.topology.clone();
         let records = self.state.records()?;
         let mut record = records
@@ -236,16 +294,9 @@ impl<K: KernelPort> Engine<K> {
         let snapshot = self
             .snapshot(desired, records, extra_scope.clone(), part)
             .await?;
-        let plan = snapshot.plan.clone();
-        let mut execution = Execution {
-            done: vec![false; plan.changes.len()],
-            plan,
-            failure: None,
-            unverified: Vec::new(),
-            unverified_conflicts: Vec::new(),
-        };
+        let mut execution = Execution::of(snapshot.plan.clone());
         if run.dry_run || !execution.plan.conflicts.is_empty() {
-            return Ok(execution);
+            return Ok((execution, None));
         }
         if execution.plan.is_empty() {
             // An empty plan is its own verification: the kernel was just
@@ -256,9 +307,12 @@ impl<K: KernelPort> Engine<K> {
             if record != before {
                 self.state.save(&record)?;
             }
-            return Ok(execution);
+            return Ok((execution, None));
         }
 
+        // What it takes to undo this run, on disk before its first change.
+        let start = rollback::start_snapshot(&topology, &snapshot, &record);
+        self.state.save_start(&start)?;
         let plan = &execution.plan;
         let mut journal = self.state.journal(&topology)?;
         tracing::debug!("phase: execute {} changes", plan.changes.len());
@@ -327,7 +381,13 @@ impl<K: KernelPort> Engine<K> {
         }
         self.state.save(&record)?;
         journal.finish()?;
-        Ok(execution)
+        if run.atomic
+            && let Some(why) = rollback::failure_of(&execution)
+        {
+            let restore = self.restore(&start, progress).await.map(Box::new);
+            execution.rollback = Some(Rollback { why, restore });
+        }
+        Ok((execution, Some(start)))
     }
 }
 
@@ -449,7 +509,11 @@ fn scope_of(desired: &Desired, record: Option<&Record>) -> Scope {
         for ns in made.chain(claimed) {
             scope.namespaces.entry(ns).or_default();
         }
-        for id in record.replaced.keys() {
+        // The sysctls it set, in its namespaces too: a namespace about to
+        // be deleted takes them along, and its start snapshot must say
+        // what they were.
+        let set = record.created.iter().filter(|id| id.kind == Kind::Sysctl);
+        for id in record.replaced.keys().chain(set) {
             scope
                 .namespaces
                 .entry(id.ns.clone())

@@ -786,3 +786,58 @@ fn a_journal_entry_alone_never_makes_a_newcomer_netlooms() {
         "destroy deleted it"
     );
 }
+
+#[test]
+fn an_atomic_apply_whose_read_back_differs_is_undone() {
+    let state = TempState::new("atomic-unverified");
+    let kernel = FakeKernel::new();
+    let route = ResourceId::new("test", Kind::Route, "0.0.0.0/0 metric 0");
+    kernel.ignore(route);
+    let engine = engine(kernel, &state, Mode::Lab);
+    let before = engine.kernel().live().resources;
+    let keep = std::future::ready(Ok(()));
+    let run = block_on(engine.apply_atomic(&topology("seed.yaml"), &Quiet, keep)).unwrap();
+    assert!(run.failure.is_none() && !run.unverified.is_empty());
+    let rollback = run.rollback.as_ref().expect("rolled back");
+    assert!(
+        rollback.why.contains("did not read back"),
+        "{}",
+        rollback.why
+    );
+    assert!(rollback.restored());
+    assert!(!run.succeeded());
+    assert_eq!(engine.kernel().live().resources, before);
+    assert_eq!(state.record("seed"), None, "the record before: none");
+}
+
+#[test]
+fn an_atomic_apply_its_check_or_confirmation_rejects_is_undone_and_one_it_keeps_stays() {
+    let state = TempState::new("atomic-keep");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let seed = topology("seed.yaml");
+    let before = engine.kernel().live().resources;
+    let rejected = std::future::ready(Err("1 of the file's expectations failed".to_string()));
+    let run = block_on(engine.apply_atomic(&seed, &Quiet, rejected)).unwrap();
+    assert!(run.failure.is_none() && run.unverified.is_empty());
+    assert!(run.rollback.as_ref().is_some_and(|r| r.restored()));
+    assert!(!run.succeeded());
+    assert_eq!(engine.kernel().live().resources, before);
+
+    let kept = std::future::ready(Ok(()));
+    let run = block_on(engine.apply_atomic(&seed, &Quiet, kept)).unwrap();
+    assert!(run.succeeded() && run.rollback.is_none());
+    // A no-op has nothing to undo: what decides is not even asked.
+    let writes = engine.kernel().writes().len();
+    let never = async { panic!("a no-op asked whether to keep it") };
+    let run = block_on(engine.apply_atomic(&seed, &Quiet, never)).unwrap();
+    assert!(run.succeeded() && run.plan.is_empty());
+    assert_eq!(engine.kernel().writes().len(), writes);
+}
+
+#[test]
+fn rollback_without_a_changing_run_says_so() {
+    let state = TempState::new("no-rollback");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let err = block_on(engine.rollback(&topology("seed.yaml"), &Quiet)).unwrap_err();
+    assert!(matches!(err, EngineError::NothingToRollBack(ref name) if name == "seed"));
+}

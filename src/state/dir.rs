@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::journal::{Journal, fold_journal};
+use super::start::{START_VERSION, StartSnapshot};
 use super::{Record, Records, StateError, io_error};
 
 /// Held while a run changes the kernel; released on drop.
@@ -156,6 +157,104 @@ impl StateDir {
     pub fn journal(&self, topology: &str) -> Result<Journal, StateError> {
         self.create()?;
         Journal::open(self.journal_path(topology))
+    }
+
+    fn start_path(&self, topology: &str) -> PathBuf {
+        self.path.join(format!("{topology}.start"))
+    }
+
+    /// Persists a run's start snapshot before its first change, replacing
+    /// the previous run's: written aside, flushed to disk, renamed, and the
+    /// rename flushed too, so that a crash (even of the machine) leaves
+    /// the old snapshot or the new one, whole.
+    pub fn save_start(&self, start: &StartSnapshot) -> Result<(), StateError> {
+        self.create()?;
+        let path = self.start_path(&start.topology);
+        let partial = path.with_extension("start.partial");
+        let text = serde_json::to_vec(start).expect("a start snapshot serializes");
+        let mut file = File::create(&partial).map_err(io_error(&partial))?;
+        file.write_all(&text).map_err(io_error(&partial))?;
+        file.sync_all().map_err(io_error(&partial))?;
+        fs::rename(&partial, &path).map_err(io_error(&path))?;
+        File::open(&self.path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error(&self.path))
+    }
+
+    /// Drops the topology's start snapshot: a destroy that finished leaves
+    /// nothing of the topology behind, this included.
+    pub fn remove_start(&self, topology: &str) -> Result<(), StateError> {
+        let path = self.start_path(topology);
+        match fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io_error(&path)(err)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The start snapshot of the topology's last changing run, if any.
+    pub fn start(&self, topology: &str) -> Result<Option<StartSnapshot>, StateError> {
+        let path = self.start_path(topology);
+        let text = match fs::read(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(io_error(&path)(err)),
+        };
+        let damaged = |reason: String| StateError::Damaged {
+            path: path.clone(),
+            reason,
+        };
+        let start: StartSnapshot =
+            serde_json::from_slice(&text).map_err(|err| damaged(err.to_string()))?;
+        if start.version != START_VERSION {
+            return Err(damaged(format!(
+                "version {} is not the {START_VERSION} this netloom reads",
+                start.version
+            )));
+        }
+        Ok(Some(start))
+    }
+
+    fn awaiting_path(&self, topology: &str) -> PathBuf {
+        self.path.join(format!("{topology}.awaiting-confirmation"))
+    }
+
+    fn confirmed_path(&self, topology: &str) -> PathBuf {
+        self.path.join(format!("{topology}.confirmed"))
+    }
+
+    /// An `apply --confirm` starts waiting: `confirm` may now answer.
+    pub fn await_confirmation(&self, topology: &str) -> Result<(), StateError> {
+        self.end_confirmation(topology)?;
+        let path = self.awaiting_path(topology);
+        fs::write(&path, format!("{}\n", std::process::id())).map_err(io_error(&path))
+    }
+
+    /// Whether `confirm` answered the wait.
+    pub fn is_confirmed(&self, topology: &str) -> bool {
+        self.confirmed_path(topology).exists()
+    }
+
+    /// The wait is over (confirmed or not): nothing is left to answer.
+    pub fn end_confirmation(&self, topology: &str) -> Result<(), StateError> {
+        for path in [self.awaiting_path(topology), self.confirmed_path(topology)] {
+            match fs::remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_error(&path)(err));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers an `apply --confirm` waiting on this topology; whether one was.
+    pub fn confirm(&self, topology: &str) -> Result<bool, StateError> {
+        if !self.awaiting_path(topology).exists() {
+            return Ok(false);
+        }
+        let path = self.confirmed_path(topology);
+        fs::write(&path, b"").map_err(io_error(&path))?;
+        Ok(true)
     }
 }
 

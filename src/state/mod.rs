@@ -10,10 +10,12 @@
 mod dir;
 mod journal;
 mod record;
+mod start;
 
 pub use dir::{Lock, StateDir};
 pub use journal::{Journal, Moment};
 pub use record::{Record, Records};
+pub use start::{Region, START_VERSION, StartSnapshot};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

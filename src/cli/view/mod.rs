@@ -269,6 +269,11 @@ pub fn applied_text(
     let (body, counts) = grouped_changes(made, &plan.changes, owners, style);
     let summary = if verb == "destroy" {
         format!("Destroyed: {} deleted", counts.delete)
+    } else if verb == "rollback" {
+        format!(
+            "Rolled back: {} created, {} changed, {} deleted",
+            counts.create, counts.change, counts.delete
+        )
     } else {
         format!(
             "Applied: {} created, {} changed, {} deleted",
