@@ -550,6 +550,8 @@ fn regular_file(fd: OwnedFd, path: &Path) -> Result<File, StateError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
     use crate::model::{Action, Change, Kind, Resource, ResourceId};
     use crate::state::Moment;
@@ -697,6 +699,136 @@ mod tests {
         record.created.clear();
         state.save(&record).unwrap();
         assert!(!dir.join("lab.json").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_planted_symlink_is_refused_and_its_target_unchanged() {
+        let dir = temp_dir("symlink");
+        let state = StateDir::new(&dir);
+        state.lock(Duration::from_secs(1)).unwrap();
+        let target = dir.with_extension("target");
+        fs::write(&target, "precious").unwrap();
+        for planted in ["lab.json", "lock", "lab.journal"] {
+            let _ = fs::remove_file(dir.join(planted));
+            std::os::unix::fs::symlink(&target, dir.join(planted)).unwrap();
+            let err = match planted {
+                "lock" => state.lock(Duration::from_secs(1)).err().unwrap(),
+                "lab.journal" => state.journal("lab").err().unwrap(),
+                _ => state.records("lab").err().unwrap(),
+            };
+            assert!(
+                matches!(err, StateError::Symlink { .. }),
+                "{planted}: {err}"
+            );
+            assert!(err.to_string().contains("rm "), "{err}");
+            fs::remove_file(dir.join(planted)).unwrap();
+        }
+        // Saving replaces a planted record link; it never writes through it.
+        std::os::unix::fs::symlink(&target, dir.join("lab.json")).unwrap();
+        let mut record = Record::new("lab");
+        record.created.insert(ResourceId::namespace("web"));
+        state.save(&record).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
+        fs::remove_file(target).unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn modes_are_owner_only_whatever_the_umask() {
+        let dir = temp_dir("umask");
+        let old = nix::sys::stat::umask(Mode::empty());
+        let state = StateDir::new(&dir);
+        let lock = state.lock(Duration::from_secs(1));
+        let mut record = Record::new("lab");
+        record.created.insert(ResourceId::namespace("web"));
+        let saved = state.save(&record).and_then(|()| state.save(&record));
+        let journal = state.journal("lab");
+        nix::sys::stat::umask(old);
+        lock.unwrap();
+        saved.unwrap();
+        journal.unwrap();
+        let mode = |name: &str| fs::metadata(dir.join(name)).unwrap().mode() & 0o777;
+        assert_eq!(mode(""), 0o700);
+        for name in ["lock", "lab.json", "lab.json.bak", "lab.journal"] {
+            assert_eq!(mode(name), 0o600, "{name}");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_dir_others_can_write_or_someone_else_owns_is_refused() {
+        let dir = temp_dir("unsafe");
+        let state = StateDir::new(&dir);
+        state.lock(Duration::from_secs(1)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = state.records("lab").err().unwrap();
+        assert!(matches!(err, StateError::Unsafe { .. }), "{err}");
+        assert!(state.lock(Duration::from_secs(1)).is_err());
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            let err = state.records("lab").err().unwrap();
+            assert!(err.to_string().contains("uid 65534"), "{err}");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_foreign_record_blocks_nothing_an_unknown_version_is_refused() {
+        let dir = temp_dir("damaged");
+        let state = StateDir::new(&dir);
+        let mut record = Record::new("lab");
+        record.created.insert(ResourceId::namespace("web"));
+        state.save(&record).unwrap();
+        fs::write(dir.join("other.json"), "{\"version\": 1, \"topo").unwrap();
+        fs::write(
+            dir.join("future.json"),
+            "{\"version\": 2, \"topology\": \"future\", \"created\": [], \"replaced\": []}",
+        )
+        .unwrap();
+        let records = state.records("lab").unwrap();
+        assert_eq!(records.get("lab"), Some(&record));
+        assert!(records.get("other").is_none());
+        let err = state.records("other").err().unwrap();
+        assert!(matches!(err, StateError::Damaged { .. }), "{err}");
+        assert!(
+            err.to_string().contains("other.json.bak"),
+            "says how: {err}"
+        );
+        let err = state.records("future").err().unwrap();
+        assert!(
+            matches!(err, StateError::UnknownVersion { version: 2, .. }),
+            "{err}"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_planted_as_a_record_is_refused_without_hanging() {
+        let dir = temp_dir("fifo");
+        let state = StateDir::new(&dir);
+        state.lock(Duration::from_secs(1)).unwrap();
+        nix::unistd::mkfifo(&dir.join("lab.json"), Mode::from_bits_truncate(0o600)).unwrap();
+        let err = state.records("lab").err().unwrap();
+        assert!(matches!(err, StateError::NotAFile { .. }), "{err}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_shared_lock_waits_for_a_run_and_readers_share_it() {
+        let dir = temp_dir("shared");
+        let state = StateDir::new(&dir);
+        let run = state.lock(Duration::from_secs(1)).unwrap();
+        assert!(matches!(
+            state.lock_shared(Duration::from_millis(120)),
+            Err(StateError::Locked { .. })
+        ));
+        drop(run);
+        let first = state.lock_shared(Duration::from_secs(1)).unwrap();
+        let second = state.lock_shared(Duration::from_secs(1)).unwrap();
+        assert!(first.is_some() && second.is_some());
+        assert!(state.lock(Duration::from_millis(120)).is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 }
