@@ -1,7 +1,10 @@
 //! Reading a topology file: bounded, UTF-8, YAML with source spans. Any
 //! failure is a diagnostic that points into the file.
 
+use std::fs::{File, FileType, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_saphyr::MessageFormatter;
@@ -25,6 +28,70 @@ pub enum ReadError {
     },
     #[error("{path} is larger than {MAX_FILE_BYTES} bytes; that is not a topology file")]
     TooLarge { path: String },
+    #[error(
+        "cannot read {path}: it is {what}, not a regular file (to read a pipe, give `-` and redirect it to standard input)"
+    )]
+    NotAFile { path: String, what: &'static str },
+}
+
+/// What a path names, when that is not a regular file.
+#[derive(Debug, thiserror::Error)]
+#[error("it is {what}, not a regular file")]
+pub struct NotARegularFile {
+    pub what: &'static str,
+}
+
+/// Opens a topology file to read, refusing at once what is not a regular
+/// file: a FIFO would block until someone writes to it, a device may never
+/// end, a socket cannot be opened at all. The error of such a path is
+/// `InvalidInput` carrying a `NotARegularFile`.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let not_regular = |file_type: FileType| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            NotARegularFile {
+                what: describe_file_type(file_type),
+            },
+        )
+    };
+    // Looked at before opening: opening a device can have effects of its own.
+    let file_type = std::fs::metadata(path)?.file_type();
+    if !file_type.is_file() {
+        return Err(not_regular(file_type));
+    }
+    // Swapped for a FIFO since? O_NONBLOCK keeps the open from hanging,
+    // and the open file is the one looked at.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Err(not_regular(file_type));
+    }
+    Ok(file)
+}
+
+/// What kind of file something is, for an error that says why it is
+/// not read.
+pub fn describe_file_type(file_type: FileType) -> &'static str {
+    if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else {
+        "of an unknown kind"
+    }
 }
 
 /// Reads a file (`-` is standard input) into memory. Invalid UTF-8 is kept
@@ -43,8 +110,21 @@ pub fn read_source(path: &str) -> Result<Arc<SourceFile>, ReadError> {
             .read_to_end(&mut bytes)
             .map_err(io_error)?;
     } else {
-        std::fs::File::open(path)
-            .and_then(|file| file.take(limit).read_to_end(&mut bytes))
+        let opened = open_regular(Path::new(path)).map_err(|err| {
+            match err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<NotARegularFile>())
+            {
+                Some(NotARegularFile { what }) => ReadError::NotAFile {
+                    path: path.to_string(),
+                    what,
+                },
+                None => io_error(err),
+            }
+        })?;
+        opened
+            .take(limit)
+            .read_to_end(&mut bytes)
             .map_err(io_error)?;
     }
     let name = if path == "-" { "<stdin>" } else { path };

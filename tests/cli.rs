@@ -392,3 +392,42 @@ fn readme_states_the_derived_name_rule_truly() {
     );
     assert!(readme.contains("SHA-256 of `TOPOLOGY/POD/INTERFACE`"));
 }
+
+#[test]
+fn a_fifo_a_device_or_a_socket_as_file_is_refused_at_once() {
+    let dir = std::env::temp_dir().join(format!("netloom-cli-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A FIFO nobody writes to would block a plain open for ever.
+    let fifo = dir.join("topology.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let socket = dir.join("topology.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let cases = [
+        (fifo.to_str().unwrap(), "a FIFO"),
+        ("/dev/zero", "a character device"),
+        (socket.to_str().unwrap(), "a socket"),
+    ];
+    for (file, what) in cases {
+        for command in ["validate", "plan", "graph"] {
+            let started = std::time::Instant::now();
+            let output = netloom()
+                .args([command, file])
+                .timeout(std::time::Duration::from_secs(20))
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(1), "{command} {file}");
+            let err = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                err.contains(what) && err.contains("not a regular file"),
+                "{command} {file}: {err}"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::engine::{Execution, ObjectStatus, Rollback, State};
 use crate::model::{Action, Change, Kind, ResourceId};
 use crate::plan::{Conflict, Plan};
+use crate::state::StateError;
 
 fn sign(action: Action) -> char {
     match action {
@@ -137,11 +138,17 @@ pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, S
             let what = if i == *failed { "FAILED  " } else { "not done" };
             let _ = writeln!(err, "  {what} {}", change_line(change));
         }
+        if let Some(state_error) = &run.unrecorded {
+            let _ = writeln!(err, "error: the state dir failed too: {state_error}");
+        }
         let _ = writeln!(
             err,
             "run `netloom {verb}` again to finish: the plan is recomputed from the kernel"
         );
         return (String::new(), err);
+    }
+    if let Some(state_error) = &run.unrecorded {
+        return (String::new(), unrecorded_text(verb, run, state_error));
     }
     let (create, update, delete) = plan.summary();
     let mut out = format!(
@@ -233,6 +240,35 @@ fn rollback_json(rollback: &Rollback) -> Value {
     doc
 }
 
+/// A run the state dir failed (full, read-only) once changes had begun:
+/// what was made, and how the next run finishes and records it.
+fn unrecorded_text(verb: &str, run: &Execution, state_error: &StateError) -> String {
+    let plan = &run.plan;
+    let done = run.done.iter().filter(|d| **d).count();
+    let mut err = format!("error: {state_error}\n");
+    if done == plan.changes.len() {
+        let _ = writeln!(
+            err,
+            "all {done} changes were made, but netloom could not record them:"
+        );
+    } else {
+        let _ = writeln!(
+            err,
+            "{done} of {} changes were made before it stopped:",
+            plan.changes.len()
+        );
+    }
+    for (change, done) in plan.changes.iter().zip(&run.done) {
+        let what = if *done { "done    " } else { "not done" };
+        let _ = writeln!(err, "  {what} {}", change_line(change));
+    }
+    let _ = writeln!(
+        err,
+        "what was made is in the state dir's journal or record: once the state dir can be written again (room on its file system, not read-only), run `netloom {verb}` again to record it and finish"
+    );
+    err
+}
+
 /// The `name` of an object in JSON: a namespace is named by itself.
 fn object_name(id: &ResourceId) -> &str {
     match id.kind {
@@ -309,6 +345,10 @@ pub fn execution_json(topology: &str, run: &Execution) -> Value {
         doc["error"] = json!(format!(
             "{} failed: {error}",
             change_line(&plan.changes[*failed])
+        ));
+    } else if let Some(state_error) = &run.unrecorded {
+        doc["error"] = json!(format!(
+            "{state_error}; what was made is in the state dir's journal or record, for the next run to finish"
         ));
     } else if !run.unverified.is_empty() || !run.unverified_conflicts.is_empty() {
         doc["error"] = json!("read back, the kernel still differs from the file");

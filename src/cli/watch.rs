@@ -452,6 +452,9 @@ fn failure(run: &Execution) -> String {
             report::change_line(&run.plan.changes[*index])
         );
     }
+    if let Some(state_error) = &run.unrecorded {
+        return format!("the state dir failed: {state_error}");
+    }
     if let Some(conflict) = run
         .plan
         .conflicts

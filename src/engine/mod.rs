@@ -48,7 +48,8 @@ use crate::state::{Records, StateDir, StateError};
 pub enum EngineError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    #[error(transparent)]
+    /// Met before the kernel was changed (the state dir is read first).
+    #[error("{0}; nothing was changed")]
     State(#[from] StateError),
     #[error("netloom cannot order its changes: {0} (a bug: please report it)")]
     Cycle(#[from] Cycle),
@@ -120,12 +121,17 @@ pub struct Execution {
     pub unverified_conflicts: Vec<Conflict>,
     /// `--atomic`: the run was undone, and why.
     pub rollback: Option<Rollback>,
+    /// The state dir failed (full, read-only) once changes had begun: what
+    /// was done is in `done`, and the journal or the record keeps it for
+    /// the next run.
+    pub unrecorded: Option<StateError>,
 }
 
 impl Execution {
     pub fn succeeded(&self) -> bool {
         self.rollback.is_none()
             && self.failure.is_none()
+            && self.unrecorded.is_none()
             && self.unverified.is_empty()
             && self.unverified_conflicts.is_empty()
             && self.plan.conflicts.is_empty()
@@ -194,7 +200,10 @@ impl<K: KernelPort> Engine<K> {
     pub async fn plan(&self, topology: &Topology) -> Result<Snapshot, EngineError> {
         self.releasing(async {
             let desired = self.desired(topology).await?;
-            let records = self.state.records()?;
+            // Beside a running apply, wait for it to finish: its half-made
+            // objects would look like conflicts.
+            let _reading = self.state.lock_shared(self.options.lock_timeout)?;
+            let records = self.state.records(&desired.topology)?;
             self.snapshot(desired, records, Default::default(), None)
                 .await
         })

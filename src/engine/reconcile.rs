@@ -145,7 +145,7 @@ impl<K: KernelPort> Engine<K> {
                 (name.to_string(), scope)
             }
         };
-        let records = self.state.records()?;
+        let records = self.state.records(&name)?;
         let recorded = records.get(&name).is_some();
         let resources = restore_set(&records, &name, |ns| self.kernel.namespace_exists(ns));
         let desired = Desired {
@@ -272,7 +272,7 @@ impl<K: KernelPort> Engine<K> {
         progress: &dyn Progress,
     ) -> Result<(Execution, Option<StartSnapshot>), EngineError> {
         let topology = desired.topology.clone();
-        let records = self.state.records()?;
+        let records = self.state.records(&topology)?;
         let mut record = records
             .get(&topology)
             .cloned()
@@ -340,13 +340,16 @@ impl<K: KernelPort> Engine<K> {
         // the lock kept every other netloom out: what is there now is this
         // run's, and said so in the journal too, so that the next run can
         // claim it like a killed run's.
+        let mut unrecorded = outcome.journal_failure;
         for (i, change) in plan.changes.iter().enumerate() {
             if outcome.started[i]
                 && !outcome.done[i]
                 && change.action == Action::Create
                 && self.exists_after_failure(&change.id).await
             {
-                journal.log(change, Moment::Done)?;
+                if let Err(err) = journal.log(change, Moment::Done) {
+                    unrecorded.get_or_insert(err);
+                }
                 record.note(change, &owned_namespaces);
             }
         }
@@ -354,7 +357,7 @@ impl<K: KernelPort> Engine<K> {
         execution.failure = outcome.failure;
 
         // Read back: the kernel must now match the file.
-        if execution.failure.is_none() {
+        if execution.failure.is_none() && unrecorded.is_none() {
             tracing::debug!("phase: verify");
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
@@ -379,8 +382,16 @@ impl<K: KernelPort> Engine<K> {
             execution.unverified = again.plan.changes;
             execution.unverified_conflicts = again.plan.conflicts;
         }
-        self.state.save(&record)?;
-        journal.finish()?;
+        // Even after the journal failed, the record may still fit; if it
+        // does not, the journal stays for the next run to fold in.
+        let recorded = self
+            .state
+            .save(&record)
+            .and_then(|()| self.state.finish_journal(journal));
+        if let Err(err) = recorded {
+            unrecorded.get_or_insert(err);
+        }
+        execution.unrecorded = unrecorded;
         if run.atomic
             && let Some(why) = rollback::failure_of(&execution)
         {

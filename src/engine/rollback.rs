@@ -252,7 +252,7 @@ impl<K: KernelPort> Engine<K> {
     ) -> Result<Execution, EngineError> {
         let topology = start.topology.as_str();
         // A restore killed half way left its journal: claim what it made.
-        let records = self.state.records()?;
+        let records = self.state.records(topology)?;
         self.state.recover(&records, topology)?;
         // A namespace creation or deletion killed half way left a file.
         for ns in &start.region.namespaces {
@@ -295,11 +295,12 @@ impl<K: KernelPort> Engine<K> {
             }
             execution.done = outcome.done;
             execution.failure = outcome.failure;
+            execution.unrecorded = outcome.journal_failure;
             self.state.save(&record)?;
-            journal.finish()?;
+            self.state.finish_journal(journal)?;
         }
-        if execution.failure.is_none() {
-            let records = self.state.records()?;
+        if execution.failure.is_none() && execution.unrecorded.is_none() {
+            let records = self.state.records(topology)?;
             let again = self.kernel.observe(&scope).await?;
             let check = restore_plan(start, &again, &records)?;
             if check.is_empty() && check.conflicts.is_empty() && record != start.record {
@@ -322,6 +323,7 @@ impl Execution {
             unverified: Vec::new(),
             unverified_conflicts: Vec::new(),
             rollback: None,
+            unrecorded: None,
         }
     }
 }

@@ -38,11 +38,16 @@ pub struct Outcome {
     pub started: Vec<bool>,
     /// The change that failed and why.
     pub failure: Option<(usize, KernelError)>,
+    /// The journal could not be written (a full or read-only state dir):
+    /// no change was started after that.
+    pub journal_failure: Option<StateError>,
 }
 
 /// Runs the changes, each once all its prerequisites are done, up to
 /// CONCURRENCY at a time; `journal` is told of each change before it starts
-/// and once it is done. Stops starting new ones at the first failure.
+/// and once it is done. Stops starting new ones at the first failure, of
+/// the kernel or of the journal (a change the journal was not told of is
+/// not started: a kill then could orphan it).
 pub async fn run<K: KernelPort>(
     kernel: &K,
     plan: &Plan,
@@ -61,6 +66,7 @@ pub async fn run<K: KernelPort>(
     let mut done = vec![false; count];
     let mut started = vec![false; count];
     let mut failure = None;
+    let mut journal_failure = None;
     let mut running = FuturesUnordered::new();
     // A deleted namespace's veths vanish from other namespaces a little
     // later. A deletion that other changes wait for (one reuses a name
@@ -68,7 +74,7 @@ pub async fn run<K: KernelPort>(
     // the end, so that the kernel tears many namespaces down in a batch.
     let mut teardowns: Vec<ResourceId> = Vec::new();
     loop {
-        while failure.is_none() && running.len() < CONCURRENCY {
+        while failure.is_none() && journal_failure.is_none() && running.len() < CONCURRENCY {
             let Some(i) = ready.pop_first() else { break };
             let change = &plan.changes[i];
             // The other settings of the same interface that are ready too
@@ -84,7 +90,15 @@ pub async fn run<K: KernelPort>(
                 .collect();
             for &j in &batch {
                 ready.remove(&j);
-                journal(&plan.changes[j], Moment::Starting)?;
+            }
+            let unjournalled = batch
+                .iter()
+                .find_map(|&j| journal(&plan.changes[j], Moment::Starting).err());
+            if let Some(err) = unjournalled {
+                journal_failure = Some(err);
+                break;
+            }
+            for &j in &batch {
                 started[j] = true;
             }
             let wait = !dependents[i].is_empty();
@@ -108,7 +122,9 @@ pub async fn run<K: KernelPort>(
             Ok(()) => {
                 for i in batch {
                     done[i] = true;
-                    journal(&plan.changes[i], Moment::Done)?;
+                    if let Err(err) = journal(&plan.changes[i], Moment::Done) {
+                        journal_failure.get_or_insert(err);
+                    }
                     progress.advance(&plan.changes[i]);
                     for &d in &dependents[i] {
                         waiting_on[d] -= 1;
@@ -123,6 +139,14 @@ pub async fn run<K: KernelPort>(
                 failure.get_or_insert((batch[0], err));
             }
         }
+    }
+    if journal_failure.is_some() {
+        return Ok(Outcome {
+            done,
+            started,
+            failure,
+            journal_failure,
+        });
     }
     if failure.is_none() && done.contains(&false) {
         // Changes left waiting on each other: never run, never guessed at.
@@ -146,6 +170,7 @@ pub async fn run<K: KernelPort>(
         done,
         started,
         failure,
+        journal_failure,
     })
 }
 

@@ -33,7 +33,7 @@ impl TempState {
     }
 
     fn record(&self, topology: &str) -> Option<Record> {
-        let records = StateDir::new(&self.0).records().unwrap();
+        let records = StateDir::new(&self.0).records(topology).unwrap();
         records.get(topology).cloned()
     }
 }

@@ -2,7 +2,7 @@
 //! a run killed half way leaves a trace the next run folds into the record.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -16,8 +16,8 @@ use crate::model::{Action, Change, Kind, Resource, ResourceId};
 /// happened: a namespace's create is claimed only if the journal says it
 /// was done (a namespace someone else made later under that name is not
 /// netloom's); a delete is not trusted (the object may still be there).
-pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), StateError> {
-    let file = File::open(path).map_err(io_error(path))?;
+pub(super) fn fold_journal(file: File, path: &Path, record: &mut Record) -> Result<(), StateError> {
+    let last_written = file.metadata().and_then(|m| m.modified()).ok();
     let mut entries = Vec::new();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(io_error(path))?;
@@ -26,7 +26,6 @@ pub(super) fn fold_journal(path: &Path, record: &mut Record) -> Result<(), State
             entries.push(entry);
         }
     }
-    let last_written = fs::metadata(path).and_then(|m| m.modified()).ok();
     let done: HashSet<(Action, ResourceId)> = entries
         .iter()
         .filter(|entry| entry.done)
@@ -111,16 +110,17 @@ impl JournalEntry {
 pub struct Journal {
     pub(super) file: File,
     path: PathBuf,
+    topology: String,
 }
 
 impl Journal {
-    pub(super) fn open(path: PathBuf) -> Result<Journal, StateError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error(&path))?;
-        Ok(Journal { file, path })
+    /// The journal in `file`, opened (to append) by the state dir.
+    pub(super) fn new(file: File, path: PathBuf, topology: &str) -> Journal {
+        Journal {
+            file,
+            path,
+            topology: topology.to_string(),
+        }
     }
 
     /// Logs a change before it is made, and again once it is done. One
@@ -140,9 +140,7 @@ impl Journal {
             .map_err(io_error(&self.path))
     }
 
-    /// The run is over and its record saved: the journal is no longer needed.
-    pub fn finish(self) -> Result<(), StateError> {
-        drop(self.file);
-        fs::remove_file(&self.path).map_err(io_error(&self.path))
+    pub(super) fn topology(&self) -> &str {
+        &self.topology
     }
 }

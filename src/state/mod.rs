@@ -14,6 +14,7 @@ mod start;
 
 pub use dir::{Lock, StateDir};
 pub use journal::{Journal, Moment};
+pub use record::RECORD_VERSION;
 pub use record::{Record, Records};
 pub use start::{Region, START_VERSION, StartSnapshot};
 
@@ -35,8 +36,25 @@ pub enum StateError {
         holder: String,
         waited: Duration,
     },
-    #[error("state record {path} is damaged: {reason}")]
+    #[error(
+        "state record {path} is damaged: {reason}; to recover, put the previous record back (`mv {path}.bak {path}`, if there is one) or move the damaged one aside (`mv {path} {path}.damaged`): netloom then finds the topology's namespaces and links by their marks, but forgets its routes outside them and the sysctl values to restore"
+    )]
     Damaged { path: PathBuf, reason: String },
+    #[error(
+        "state record {path} has version {version}, and this netloom reads version {known} only: use the netloom release that wrote it, or move it aside (`mv {path} {path}.v{version}`)",
+        known = record::RECORD_VERSION
+    )]
+    UnknownVersion { path: PathBuf, version: u64 },
+    #[error(
+        "{path} is a symbolic link, and netloom never follows one in its state dir (it makes none): remove it (`rm {path}`) and run again"
+    )]
+    Symlink { path: PathBuf },
+    #[error("{path} is {what}, not a file netloom made: remove it (`rm {path}`) and run again")]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error(
+        "state dir {path} {reason}, so whoever can write there could turn netloom against this machine: `chown root: {path} && chmod 0700 {path}`, or choose another --state-dir"
+    )]
+    Unsafe { path: PathBuf, reason: String },
 }
 
 /// Names the open-file limit when that is what ran out.

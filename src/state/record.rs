@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Change, Claims, Desired, Kind, Resource, ResourceId};
 
+/// The version of the record format this netloom reads and writes; a
+/// record of any other is refused (docs/DESIGN.md, "The state dir").
+pub const RECORD_VERSION: u32 = 1;
+
 /// What one topology created and replaced.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -58,7 +62,7 @@ mod as_pairs {
 impl Record {
     pub fn new(topology: &str) -> Record {
         Record {
-            version: 1,
+            version: RECORD_VERSION,
             topology: topology.to_string(),
             ..Record::default()
         }

@@ -232,10 +232,11 @@ fn components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
     })
 }
 
-/// Reads at most one byte more than a topology may have.
+/// Reads at most one byte more than a topology may have; what is not a
+/// regular file (a FIFO would block the watch) is an error at once.
 fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
+    crate::load::open_regular(path)?
         .take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)?;
     Ok(bytes)

@@ -150,10 +150,10 @@ pub fn routes(sandbox: &Sandbox, ns: &str, family: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// The state dir's files other than the lock.
+/// The state dir's files other than the lock and the records' backups.
 pub fn state_files(sandbox: &Sandbox) -> String {
     sandbox
-        .sh("ls -A /run/netloom | grep -vx lock || true")
+        .sh("ls -A /run/netloom | grep -vx lock | grep -v '[.]bak$' || true")
         .trim()
         .to_string()
 }
@@ -164,7 +164,8 @@ pub fn state_files(sandbox: &Sandbox) -> String {
 pub fn assert_nothing_left(sandbox: &Sandbox) {
     assert_eq!(namespaces(sandbox), Vec::<String>::new(), "namespaces left");
     assert_eq!(link_names(sandbox, ""), ["lo"], "interfaces left");
-    assert_eq!(state_files(sandbox), "", "state files left");
+    let left = sandbox.sh("ls -A /run/netloom | grep -vx lock || true");
+    assert_eq!(left.trim(), "", "state files left (backups too)");
 }
 
 // ---------------------------------------------------------------------
