@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use super::destroy::{DestroyTarget, restore_set};
 use super::{
-    Engine, EngineError, Execution, KernelPort, Progress, Snapshot, restore, scheduler, sysctls,
+    Engine, EngineError, Execution, KernelPort, Progress, SavedPlan, Snapshot, restore, scheduler,
+    sysctls,
 };
 use crate::kernel::{KernelError, Scope};
 use crate::model::{Action, Desired, Kind, LinkKind, Resource, ResourceId};
@@ -26,12 +27,14 @@ enum Goal {
 }
 
 #[derive(Clone, Copy)]
-struct Run {
+struct Run<'a> {
     goal: Goal,
     dry_run: bool,
+    /// `apply PLANFILE`: carry out this plan instead of a fresh one.
+    saved: Option<&'a SavedPlan>,
 }
 
-impl Run {
+impl Run<'_> {
     /// The record once the kernel verifiably holds what this run wanted.
     fn settle(&self, record: &mut Record, desired: &Desired, restored: &BTreeSet<ResourceId>) {
         match self.goal {
@@ -52,6 +55,7 @@ impl<K: KernelPort> Engine<K> {
     pub(super) async fn reconcile_apply(
         &self,
         topology: &Topology,
+        saved: Option<&SavedPlan>,
         dry_run: bool,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
@@ -60,6 +64,7 @@ impl<K: KernelPort> Engine<K> {
         let run = Run {
             goal: Goal::Apply,
             dry_run,
+            saved,
         };
         self.reconcile(desired, Scope::default(), None, run, progress)
             .await
@@ -83,6 +88,7 @@ impl<K: KernelPort> Engine<K> {
         let run = Run {
             goal: Goal::Repair,
             dry_run: false,
+            saved: None,
         };
         self.reconcile(desired, Scope::default(), Some(&part), run, progress)
             .await
@@ -118,6 +124,7 @@ impl<K: KernelPort> Engine<K> {
         let run = Run {
             goal: Goal::Destroy,
             dry_run,
+            saved: None,
         };
         let execution = self.reconcile(desired, scope, None, run, progress).await?;
         // No record and nothing marked: likely a misspelt name. An empty
@@ -210,7 +217,7 @@ impl<K: KernelPort> Engine<K> {
         desired: Desired,
         extra_scope: Scope,
         part: Option<&Part>,
-        run: Run,
+        run: Run<'_>,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
         let topology = desired.topology.clone();
@@ -236,7 +243,12 @@ impl<K: KernelPort> Engine<K> {
         let snapshot = self
             .snapshot(desired, records, extra_scope.clone(), part)
             .await?;
-        let plan = snapshot.plan.clone();
+        let plan = match run.saved {
+            // Exactly the plan shown, and only if it was computed from
+            // what is there now (its fingerprint says).
+            Some(saved) => saved.plan_if_current(&snapshot, &self.options)?,
+            None => snapshot.plan.clone(),
+        };
         let mut execution = Execution {
             done: vec![false; plan.changes.len()],
             plan,
