@@ -20,7 +20,7 @@ mod path;
 mod port;
 mod reconcile;
 mod restore;
-mod saved;
+pub(crate) mod saved;
 mod scheduler;
 mod status;
 mod sysctls;

@@ -219,7 +219,12 @@ impl SavedPlan {
 /// mode and `--adopt` are the plan's own: `apply` runs with them.)
 fn differences(then: &Basis, now: &Basis) -> Vec<String> {
     let mut found = Vec::new();
-    objects("the file now asks for", &then.desired, &now.desired, &mut found);
+    objects(
+        "the file now asks for",
+        &then.desired,
+        &now.desired,
+        &mut found,
+    );
     objects("the kernel", &then.observed, &now.observed, &mut found);
     for id in changed_keys(&then.route_protocols, &now.route_protocols) {
         found.push(format!("the kernel: the protocol of {id} changed"));
