@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::progress::ProgressDisplay;
-use super::topology::topology_or_report;
+use super::topology::{parsed_or_report, source_or_report, topology_from_source};
 use super::view::{self, Owners, Style};
 use super::{
     KernelArgs, Output, ViewArgs, block_on, check, check_timeout, error, exit, plan, report,
 };
-use crate::engine::{Engine, EngineError, Execution};
+use crate::diagnostics::SourceFile;
+use crate::engine::{Engine, EngineError, Execution, SavedPlan, is_plan_file};
 use crate::model::Mode;
 use crate::probe::run::Outcome;
 use crate::spec::Topology;
@@ -45,7 +46,13 @@ pub fn run(
     run_view: RunView,
 ) -> ExitCode {
     let output = run_view.output;
-    let Some(topology) = topology_or_report(file, output) else {
+    let Some(source) = source_or_report(file, output) else {
+        return exit::failure();
+    };
+    if is_plan_file(&source.text) {
+        return run_saved(file, &source.text, kernel, adopt, then_check, run_view);
+    }
+    let Some(topology) = parsed_or_report(file, source, output) else {
         return exit::failure();
     };
     let progress = ProgressDisplay::new(output);
@@ -65,15 +72,70 @@ pub fn run(
         return atomic.run(&owners, run_view, &progress);
     }
     let result = block_on(engine.apply(&topology, run_view.dry_run, &progress));
+    finish_apply(&engine, &topology, result, &owners, then_check, run_view)
+}
+
+/// `apply PLANFILE`: the saved plan, in the mode it was made in.
+fn run_saved(
+    file: &str,
+    text: &str,
+    kernel: &KernelArgs,
+    adopt: bool,
+    then_check: bool,
+    run_view: RunView,
+) -> ExitCode {
+    let output = run_view.output;
+    let refuse = |why: String| {
+        eprintln!("error: cannot apply the plan in {file}: {why}");
+        exit::failure()
+    };
+    let saved = match SavedPlan::from_json(text) {
+        Ok(saved) => saved,
+        Err(err) => return refuse(err.to_string()),
+    };
+    if kernel.host.is_some() && kernel.host != saved.basis.host || adopt && !saved.basis.adopt {
+        return refuse(
+            "it was made with other --host/--adopt flags; apply it without them (it keeps its own)"
+                .to_string(),
+        );
+    }
+    // The file as it was read when planning: valid then, so valid now
+    // unless the plan file was made by another netloom.
+    let source = SourceFile::new(saved.source.name.clone(), saved.source.text.clone());
+    let topology = match topology_from_source(source) {
+        Ok(topology) => topology,
+        Err(err) => return refuse(format!("its topology no longer loads: {err}")),
+    };
+    let mode = saved.mode();
+    let engine = match kernel.engine_in(mode.clone(), saved.basis.adopt) {
+        Ok(engine) => engine,
+        Err(err) => return error::fail(&err, output),
+    };
+    let progress = ProgressDisplay::new(output);
+    let owners = Owners::new(&topology, &mode);
+    let result = block_on(engine.apply_saved(&topology, &saved, run_view.dry_run, &progress));
+    finish_apply(&engine, &topology, result, &owners, then_check, run_view)
+}
+
+/// Reports an apply, after the file's expectations with `--check`.
+fn finish_apply(
+    engine: &Engine,
+    topology: &Topology,
+    result: Result<Execution, EngineError>,
+    owners: &Owners,
+    then_check: bool,
+    run_view: RunView,
+) -> ExitCode {
+    let output = run_view.output;
     if !then_check {
-        return finish_run(&topology.name, "apply", result, &owners, run_view);
+        return finish_run(&topology.name, "apply", result, owners, run_view);
     }
     // `--check`: the expectations, once the apply has converged.
     let run = match result {
         Ok(run) if run.succeeded() => run,
-        other => return finish_run(&topology.name, "apply", other, &owners, run_view),
+        other => return finish_run(&topology.name, "apply", other, owners, run_view),
     };
-    let outcomes = match block_on(engine.check(&topology, check_timeout())) {
+    let outcomes = match block_on(engine.check(topology, check_timeout())) {
         Ok(outcomes) => outcomes,
         Err(err) => return error::fail(&err, output),
     };
@@ -84,7 +146,7 @@ pub fn run(
             println!("{doc:#}");
         }
         Output::Human => {
-            let (out, err) = run_text(&topology.name, "apply", &run, &owners, run_view.view);
+            let (out, err) = run_text(&topology.name, "apply", &run, owners, run_view.view);
             print!("{out}{}", check::text(&outcomes));
             eprint!("{err}");
         }

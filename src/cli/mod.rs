@@ -87,6 +87,9 @@ pub enum Command {
         /// Exit 2 when there are changes to make (0: nothing to do).
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also save the plan to PLANFILE, for `apply PLANFILE`.
+        #[arg(long, value_name = "PLANFILE")]
+        out: Option<PathBuf>,
         #[command(flatten)]
         view: ViewArgs,
         #[arg(long, value_enum, default_value_t)]
@@ -94,7 +97,8 @@ pub enum Command {
     },
     /// Make the kernel match the file, then read it back and verify.
     Apply {
-        /// The topology file (`-` reads standard input).
+        /// The topology file (`-` reads standard input), or a plan saved by
+        /// `plan --out`: carried out exactly, or refused if the kernel changed.
         file: String,
         #[command(flatten)]
         kernel: KernelArgs,
@@ -361,9 +365,20 @@ pub fn run(cli: Cli) -> ExitCode {
             kernel,
             adopt,
             detailed_exitcode,
+            out,
             view,
             output,
-        } => plan::run(&file, &kernel, adopt, detailed_exitcode, view, output),
+        } => plan::run(
+            &file,
+            &kernel,
+            adopt,
+            plan::PlanArgs {
+                detailed_exitcode,
+                out,
+            },
+            view,
+            output,
+        ),
         Command::Apply {
             file,
             kernel,
@@ -479,8 +494,13 @@ impl KernelArgs {
     /// The engine these flags ask for: `--host` decides the mode here,
     /// and only here.
     fn engine(&self, adopt: bool) -> Result<Engine, EngineError> {
+        self.engine_in(Mode::from_host_flag(self.host.clone()), adopt)
+    }
+
+    /// The engine for a mode decided elsewhere (a saved plan's).
+    fn engine_in(&self, mode: Mode, adopt: bool) -> Result<Engine, EngineError> {
         Engine::new(Options {
-            mode: Mode::from_host_flag(self.host.clone()),
+            mode,
             adopt,
             state_dir: self.state_dir.clone(),
             lock_timeout: Duration::from_secs(self.lock_timeout),

@@ -37,8 +37,24 @@ pub fn topology_from_source(source: Arc<SourceFile>) -> Result<Topology, Topolog
 /// The validated topology, or `None` once its problems are reported (as
 /// the JSON error document too, with `--output json`).
 pub fn topology_or_report(file: &str, output: Output) -> Option<Topology> {
-    match read_topology(file) {
-        Ok(topology) => Some(topology),
+    reported(file, output, read_topology(file))
+}
+
+/// The file's content, or `None` once why it cannot be read is reported.
+pub fn source_or_report(file: &str, output: Output) -> Option<Arc<SourceFile>> {
+    let read = load::read_source(file).map_err(TopologyError::from);
+    reported(file, output, read)
+}
+
+/// The validated topology of a file already read, or `None` once its
+/// problems are reported.
+pub fn parsed_or_report(file: &str, source: Arc<SourceFile>, output: Output) -> Option<Topology> {
+    reported(file, output, topology_from_source(source))
+}
+
+fn reported<T>(file: &str, output: Output, result: Result<T, TopologyError>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
         Err(err) => {
             if output == Output::Json {
                 println!("{:#}", error::topology_error_document(file, &err));

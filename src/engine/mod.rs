@@ -21,6 +21,7 @@ mod port;
 mod reconcile;
 mod restore;
 mod rollback;
+pub(crate) mod saved;
 mod scheduler;
 mod status;
 mod sysctls;
@@ -29,6 +30,7 @@ pub use destroy::DestroyTarget;
 pub use path::{PathProbe, PathRun};
 pub use port::KernelPort;
 pub use rollback::Rollback;
+pub use saved::{PLAN_FORMAT_VERSION, PlanFileError, SavedPlan, is_plan_file};
 pub use scheduler::{Outcome, Progress};
 pub use status::{ObjectStatus, State, object_statuses};
 
@@ -37,6 +39,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use crate::diagnostics::SourceFile;
 use crate::graph::Cycle;
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{self, Change, Desired, Mode, Observed};
@@ -81,6 +84,12 @@ pub enum EngineError {
         .0.join("; ")
     )]
     Sysctls(Vec<String>),
+    /// `apply PLANFILE` when the kernel or the records moved on.
+    #[error(
+        "the saved plan is stale: since it was made, {}; nothing was changed (make a new plan: `netloom plan FILE --out PLANFILE`)",
+        .0.join("; ")
+    )]
+    StalePlan(Vec<String>),
 }
 
 impl EngineError {
@@ -218,7 +227,7 @@ impl<K: KernelPort> Engine<K> {
         dry_run: bool,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
-        self.releasing(self.reconcile_apply(topology, dry_run, progress))
+        self.releasing(self.reconcile_apply(topology, None, dry_run, progress))
             .await
     }
 
@@ -282,6 +291,25 @@ impl<K: KernelPort> Engine<K> {
     /// stay. Whether one was waiting.
     pub fn confirm(&self, topology: &str) -> Result<bool, EngineError> {
         Ok(self.state.confirm(topology)?)
+    }
+
+    /// Carries out a saved plan of the topology, exactly, if the kernel
+    /// and the state records are still what it was computed from (else
+    /// `StalePlan`, nothing changed); then verifies and records as `apply`.
+    pub async fn apply_saved(
+        &self,
+        topology: &Topology,
+        saved: &SavedPlan,
+        dry_run: bool,
+        progress: &dyn Progress,
+    ) -> Result<Execution, EngineError> {
+        self.releasing(self.reconcile_apply(topology, Some(saved), dry_run, progress))
+            .await
+    }
+
+    /// A plan to save (`plan --out`): `snapshot` is what `plan` returned.
+    pub fn saved_plan(&self, snapshot: &Snapshot, source: &SourceFile) -> SavedPlan {
+        SavedPlan::new(snapshot, &self.options, source)
     }
 
     /// Makes the kernel match the topology within `namespaces` only, then

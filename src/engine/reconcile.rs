@@ -9,7 +9,8 @@ use std::time::Instant;
 use super::destroy::{DestroyTarget, restore_set};
 use super::rollback::{self, Rollback};
 use super::{
-    Engine, EngineError, Execution, KernelPort, Progress, Snapshot, restore, scheduler, sysctls,
+    Engine, EngineError, Execution, KernelPort, Progress, SavedPlan, Snapshot, restore, scheduler,
+    sysctls,
 };
 use crate::kernel::{KernelError, Scope};
 use crate::model::{Action, Desired, Kind, LinkKind, Resource, ResourceId};
@@ -27,14 +28,16 @@ enum Goal {
 }
 
 #[derive(Clone, Copy)]
-struct Run {
+struct Run<'a> {
     goal: Goal,
     dry_run: bool,
     /// Undo a run that fails half way: restore its start snapshot.
     atomic: bool,
+    /// `apply PLANFILE`: carry out this plan instead of a fresh one.
+    saved: Option<&'a SavedPlan>,
 }
 
-impl Run {
+impl Run<'_> {
     /// The record once the kernel verifiably holds what this run wanted.
     fn settle(&self, record: &mut Record, desired: &Desired, restored: &BTreeSet<ResourceId>) {
         match self.goal {
@@ -55,6 +58,7 @@ impl<K: KernelPort> Engine<K> {
     pub(super) async fn reconcile_apply(
         &self,
         topology: &Topology,
+        saved: Option<&SavedPlan>,
         dry_run: bool,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
@@ -64,6 +68,7 @@ impl<K: KernelPort> Engine<K> {
             goal: Goal::Apply,
             dry_run,
             atomic: false,
+            saved,
         };
         self.reconcile(desired, Scope::default(), None, run, progress)
             .await
@@ -85,6 +90,7 @@ impl<K: KernelPort> Engine<K> {
             goal: Goal::Apply,
             dry_run: false,
             atomic: true,
+            saved: None,
         };
         let (mut execution, start) = self
             .reconcile_run(desired, Scope::default(), None, run, progress)
@@ -120,6 +126,7 @@ impl<K: KernelPort> Engine<K> {
             goal: Goal::Repair,
             dry_run: false,
             atomic: true,
+            saved: None,
         };
         self.reconcile(desired, Scope::default(), Some(&part), run, progress)
             .await
@@ -156,6 +163,7 @@ impl<K: KernelPort> Engine<K> {
             goal: Goal::Destroy,
             dry_run,
             atomic: false,
+            saved: None,
         };
         let execution = self.reconcile(desired, scope, None, run, progress).await?;
         // Gone for good: nothing of it stays in the state dir either.
@@ -253,7 +261,7 @@ impl<K: KernelPort> Engine<K> {
         desired: Desired,
         extra_scope: Scope,
         part: Option<&Part>,
-        run: Run,
+        run: Run<'_>,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
         let (execution, _) = self
@@ -268,7 +276,7 @@ impl<K: KernelPort> Engine<K> {
         desired: Desired,
         extra_scope: Scope,
         part: Option<&Part>,
-        run: Run,
+        run: Run<'_>,
         progress: &dyn Progress,
     ) -> Result<(Execution, Option<StartSnapshot>), EngineError> {
         let topology = desired.topology.clone();
@@ -294,7 +302,13 @@ impl<K: KernelPort> Engine<K> {
         let snapshot = self
             .snapshot(desired, records, extra_scope.clone(), part)
             .await?;
-        let mut execution = Execution::of(snapshot.plan.clone());
+        let plan = match run.saved {
+            // Exactly the plan shown, and only if it was computed from
+            // what is there now (its fingerprint says).
+            Some(saved) => saved.plan_if_current(&snapshot, &self.options)?,
+            None => snapshot.plan.clone(),
+        };
+        let mut execution = Execution::of(plan);
         if run.dry_run || !execution.plan.conflicts.is_empty() {
             return Ok((execution, None));
         }

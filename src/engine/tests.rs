@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::fake::FakeKernel;
+use super::saved;
 use super::*;
 use crate::diagnostics::SourceFile;
 use crate::model::{Action, Kind, Observed, Resource, ResourceId};
@@ -840,4 +841,129 @@ fn rollback_without_a_changing_run_says_so() {
     let engine = engine(FakeKernel::new(), &state, Mode::Lab);
     let err = block_on(engine.rollback(&topology("seed.yaml"), &Quiet)).unwrap_err();
     assert!(matches!(err, EngineError::NothingToRollBack(ref name) if name == "seed"));
+}
+
+/// `plan --out` then `apply PLANFILE`: the saved plan, through its JSON.
+fn saved_plan(engine: &Engine<FakeKernel>, topology: &Topology, name: &str) -> SavedPlan {
+    let snapshot = block_on(engine.plan(topology)).unwrap();
+    let source = SourceFile::new(name, "(the file)");
+    let json = engine.saved_plan(&snapshot, &source).to_json();
+    assert!(saved::is_plan_file(&json));
+    SavedPlan::from_json(&json).unwrap()
+}
+
+#[test]
+fn a_fresh_saved_plan_does_exactly_what_it_shows_and_what_apply_does() {
+    let topology = topology("pod-to-pod.yaml");
+    let state = TempState::new("saved-fresh");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let saved = saved_plan(&engine, &topology, "pod-to-pod.yaml");
+    let run = block_on(engine.apply_saved(&topology, &saved, false, &Quiet)).unwrap();
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    let shown: Vec<(Action, &ResourceId)> = saved
+        .changes
+        .iter()
+        .map(|saved| (saved.change.action, &saved.change.id))
+        .collect();
+    let writes = engine.kernel().writes();
+    let mut written: Vec<(Action, &ResourceId)> =
+        writes.iter().map(|w| (w.action, &w.id)).collect();
+    let mut expected = shown.clone();
+    written.sort();
+    expected.sort();
+    assert_eq!(written, expected, "wrote something the plan did not show");
+    // The same kernel and record as a plain apply.
+    let plain_state = TempState::new("saved-fresh-plain");
+    let plain = engine_with_plain_apply(&plain_state, &topology);
+    assert_eq!(
+        engine.kernel().live().resources,
+        plain.kernel().live().resources
+    );
+    assert_eq!(state.record("pod-to-pod"), plain_state.record("pod-to-pod"));
+}
+
+fn engine_with_plain_apply(state: &TempState, topology: &Topology) -> Engine<FakeKernel> {
+    let engine = engine(FakeKernel::new(), state, Mode::Lab);
+    assert!(apply(&engine, topology).succeeded());
+    engine
+}
+
+#[test]
+fn a_saved_plan_is_refused_once_the_kernel_changed_and_nothing_is_written() {
+    let topology = topology("pod-to-pod.yaml");
+    let state = TempState::new("saved-stale");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    apply(&engine, &topology);
+    // A change by hand to one object after the plan was made.
+    let (id, mtu) = engine
+        .kernel()
+        .live()
+        .resources
+        .into_iter()
+        .find(|(id, _)| id.kind == Kind::Mtu)
+        .unwrap();
+    let saved = saved_plan(&engine, &topology, "pod-to-pod.yaml");
+    let by_hand = Change {
+        action: Action::Update,
+        id: id.clone(),
+        from: Some(mtu),
+        to: Some(Resource::Mtu { mtu: 1280 }),
+        takes_along: Vec::new(),
+    };
+    block_on(engine.kernel().execute(&by_hand)).unwrap();
+    let before = engine.kernel().live().resources;
+    let writes = engine.kernel().writes().len();
+    let err = block_on(engine.apply_saved(&topology, &saved, false, &Quiet)).unwrap_err();
+    let EngineError::StalePlan(differences) = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        differences,
+        &[format!("the kernel: {id} changed from 1500 to 1280")]
+    );
+    assert_eq!(engine.kernel().writes().len(), writes, "a stale plan wrote");
+    assert_eq!(engine.kernel().live().resources, before);
+}
+
+#[test]
+fn a_saved_plan_is_refused_once_a_state_record_changed() {
+    let topology = topology("pod-to-pod.yaml");
+    let state = TempState::new("saved-record");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let saved = saved_plan(&engine, &topology, "pod-to-pod.yaml");
+    let mut other = Record::new("other");
+    other.namespaces.insert("elsewhere".to_string());
+    StateDir::new(&state.0).save(&other).unwrap();
+    let err = block_on(engine.apply_saved(&topology, &saved, false, &Quiet)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the state record of topology other changed"),
+        "{err}"
+    );
+    assert!(engine.kernel().writes().is_empty());
+}
+
+#[test]
+fn a_plan_file_of_an_unknown_version_or_edited_is_refused() {
+    let topology = topology("pod-to-pod.yaml");
+    let state = TempState::new("saved-version");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let snapshot = block_on(engine.plan(&topology)).unwrap();
+    let json = engine
+        .saved_plan(&snapshot, &SourceFile::new("f", "t"))
+        .to_json();
+    let future = json.replacen("\"netloom-plan\": 1", "\"netloom-plan\": 2", 1);
+    assert!(matches!(
+        SavedPlan::from_json(&future),
+        Err(PlanFileError::UnknownVersion { found: 2 })
+    ));
+    let edited = json.replacen("\"adopt\": false", "\"adopt\": true", 1);
+    assert_ne!(edited, json);
+    assert!(matches!(
+        SavedPlan::from_json(&edited),
+        Err(PlanFileError::Altered)
+    ));
+    // A topology is never taken for a plan, in YAML or in JSON.
+    assert!(!saved::is_plan_file("name: lab\npods: {}\n"));
+    assert!(!saved::is_plan_file("{\"name\": \"netloom-plan\"}"));
 }

@@ -77,7 +77,7 @@ pub enum Action {
 }
 
 /// One change to the kernel.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Change {
     pub action: Action,
     pub id: ResourceId,
