@@ -762,6 +762,7 @@ mod tests {
             metric: 0,
             via: via.map(|v| v.parse().unwrap()),
             dev: dev.map(String::from),
+            table: crate::model::MAIN_TABLE,
         })
     }
 
