@@ -166,6 +166,12 @@ impl<K: KernelPort> Engine<K> {
         result
     }
 
+    /// The state records, with killed runs' journals folded in; the
+    /// kernel says when the namespaces they name appeared.
+    fn records(&self) -> Result<Records, StateError> {
+        self.state.records(&|ns| self.kernel.namespace_made_at(ns))
+    }
+
     async fn desired(&self, topology: &Topology) -> Result<Desired, EngineError> {
         let desired = host::desired(&self.kernel, topology, &self.options.mode).await?;
         if let Some(warning) =
@@ -180,7 +186,7 @@ impl<K: KernelPort> Engine<K> {
     pub async fn plan(&self, topology: &Topology) -> Result<Snapshot, EngineError> {
         self.releasing(async {
             let desired = self.desired(topology).await?;
-            let records = self.state.records()?;
+            let records = self.records()?;
             self.snapshot(desired, records, Default::default(), None)
                 .await
         })

@@ -108,7 +108,7 @@ impl<K: KernelPort> Engine<K> {
                 (name.to_string(), scope)
             }
         };
-        let records = self.state.records()?;
+        let records = self.records()?;
         let recorded = records.get(&name).is_some();
         let resources = restore_set(&records, &name, |ns| self.kernel.namespace_exists(ns));
         let desired = Desired {
@@ -214,7 +214,7 @@ impl<K: KernelPort> Engine<K> {
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
         let topology = desired.topology.clone();
-        let records = self.state.records()?;
+        let records = self.records()?;
         let mut record = records
             .get(&topology)
             .cloned()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::journal::{Journal, fold_journal};
-use super::{Record, Records, StateError, io_error};
+use super::{NamespaceBirths, Record, Records, StateError, io_error};
 
 /// Held while a run changes the kernel; released on drop.
 pub struct Lock {
@@ -88,9 +88,9 @@ impl StateDir {
     }
 
     /// Every topology's record, with any journal a killed run left behind
-    /// folded in (in memory: `recover` makes it stick). A missing state
-    /// dir has none.
-    pub fn records(&self) -> Result<Records, StateError> {
+    /// folded in (in memory: `recover` makes it stick), `births` telling
+    /// when the namespaces it names appeared. A missing state dir has none.
+    pub fn records(&self, births: NamespaceBirths) -> Result<Records, StateError> {
         let mut records = Records::default();
         let entries = match fs::read_dir(&self.path) {
             Ok(entries) => entries,
@@ -117,7 +117,7 @@ impl StateDir {
                 .by_topology
                 .entry(topology.to_string())
                 .or_insert_with(|| Record::new(topology));
-            fold_journal(&path, record)?;
+            fold_journal(&path, record, births)?;
         }
         Ok(records)
     }
@@ -173,6 +173,11 @@ mod tests {
     use crate::model::{Action, Change, Kind, Resource, ResourceId};
     use crate::state::Moment;
 
+    /// A kernel without any named namespace.
+    fn no_namespaces(_: &str) -> Option<std::time::SystemTime> {
+        None
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("netloom-state-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -210,14 +215,14 @@ mod tests {
             journal.log(&create_web, Moment::Starting).unwrap();
             journal.log(&create_web, Moment::Done).unwrap();
         }
-        let records = state.records().unwrap();
+        let records = state.records(&no_namespaces).unwrap();
         state.recover(&records, "lab").unwrap();
         {
             let mut journal = state.journal("lab").unwrap();
             journal.log(&update("web"), Moment::Starting).unwrap();
             journal.log(&update(""), Moment::Starting).unwrap();
         }
-        let records = state.records().unwrap();
+        let records = state.records(&no_namespaces).unwrap();
         let record = records.get("lab").unwrap();
         assert!(record.created.contains(&made));
         assert_eq!(
@@ -252,7 +257,7 @@ mod tests {
             journal.file.write_all(b"{\"action\":\"cre").unwrap();
         }
         // Read-only commands (plan, status) already see the claim.
-        let records = state.records().unwrap();
+        let records = state.records(&no_namespaces).unwrap();
         assert_eq!(records.creator_of(&bridge), Some("lab"));
         assert!(dir.join("lab.journal").exists());
         state.recover(&records, "lab").unwrap();
@@ -264,7 +269,10 @@ mod tests {
         // makes later under that name must not look netloom's.
         assert_eq!(records.creator_of(&never_made), None);
         // Saved, and the journal is gone.
-        assert_eq!(state.records().unwrap().creator_of(&bridge), Some("lab"));
+        assert_eq!(
+            state.records(&no_namespaces).unwrap().creator_of(&bridge),
+            Some("lab")
+        );
         assert!(!dir.join("lab.journal").exists());
         fs::remove_dir_all(dir).unwrap();
     }
@@ -298,7 +306,10 @@ mod tests {
             "0".into(),
         );
         state.save(&record).unwrap();
-        assert_eq!(state.records().unwrap().get("lab"), Some(&record));
+        assert_eq!(
+            state.records(&no_namespaces).unwrap().get("lab"),
+            Some(&record)
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 
