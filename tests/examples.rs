@@ -14,7 +14,7 @@ fn root() -> PathBuf {
 /// One example per feature of docs/FORMAT.md, and the complete labs. A file
 /// that disappears (or is renamed) must be noticed: README and the kernel
 /// tests refer to them.
-const EXPECTED: [&str; 13] = [
+const EXPECTED: [&str; 14] = [
     "examples/seed.yaml",
     "examples/bridge-shorthand.yaml",
     "examples/pod-to-pod.yaml",
@@ -25,6 +25,7 @@ const EXPECTED: [&str; 13] = [
     "examples/vxlan.yaml",
     "examples/expectations.yaml",
     "examples/rate.yaml",
+    "examples/route-tables.yaml",
     "topologies/seed.yaml",
     "topologies/k8s-host-gw.yaml",
     "topologies/k8s-vxlan.yaml",

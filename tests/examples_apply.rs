@@ -120,6 +120,7 @@ shipped! {
     example_mac_mtu => "examples/mac-mtu.yaml",
     example_pod_to_pod => "examples/pod-to-pod.yaml",
     example_rate => "examples/rate.yaml",
+    example_route_tables => "examples/route-tables.yaml",
     example_seed => "examples/seed.yaml",
     example_sysctls => "examples/sysctls.yaml",
     example_vxlan => "examples/vxlan.yaml",

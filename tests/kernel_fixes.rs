@@ -96,7 +96,7 @@ fn route_change(
     from: Option<(&str, Option<&str>)>,
     wanted: Option<(&str, Option<&str>)>,
 ) -> netloom::model::Change {
-    use netloom::model::{Kind, Resource, Route};
+    use netloom::model::{Kind, MAIN_TABLE, Resource, Route};
     let net: ipnet::IpNet = to.parse().unwrap();
     let route = |(via, dev): (&str, Option<&str>)| {
         Resource::Route(Route {
@@ -104,11 +104,12 @@ fn route_change(
             metric,
             via: Some(via.parse().unwrap()),
             dev: dev.map(String::from),
+            table: MAIN_TABLE,
         })
     };
     netloom::model::Change {
         action,
-        id: ResourceId::new("", Kind::Route, Route::id_name(&net, metric)),
+        id: ResourceId::new("", Kind::Route, Route::id_name(&net, metric, MAIN_TABLE)),
         from: from.map(route),
         to: wanted.map(route),
         takes_along: Vec::new(),

@@ -311,3 +311,54 @@ fn destroy_by_name_needs_no_file() {
     assert_eq!(foreign_objects(&sandbox), foreign);
     assert_eq!(support::state_files(&sandbox), "");
 }
+
+/// A veth moved by hand into the pod's namespace, its peer left outside
+/// the topology's namespaces (in the machine's own, or in a namespace of
+/// someone else's): deleting it would delete the peer too. It is a
+/// conflict that stops apply, and both ends stay.
+#[test]
+fn a_moved_in_veth_whose_peer_is_outside_is_a_conflict_not_a_delete() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let file = "examples/seed.yaml";
+    apply_converged(&sandbox, file);
+    sandbox.sh(
+        "ip link add mv0 type veth peer name mv1 && ip link set mv0 netns test \
+         && ip netns add elsewhere \
+         && ip link add mv2 type veth peer name mv3 && ip link set mv3 netns elsewhere \
+         && ip link set mv2 netns test",
+    );
+    settle(&sandbox);
+    let before = snapshot(&sandbox);
+
+    let plan = sandbox.netloom(&["plan", "--output", "json", file]);
+    assert_exit(&plan, 1);
+    let doc = json(&plan);
+    let mut moved_in: Vec<String> = doc["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["namespace"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    moved_in.sort();
+    // The pair whose peer is in the machine's namespace is held by its
+    // canonical end there; the other is seen from the pod only.
+    assert_eq!(moved_in, ["/mv1", "test/mv2"], "{doc:#}");
+    let apply = sandbox.netloom(&["apply", file]);
+    assert_exit(&apply, 1);
+    assert!(
+        stderr(&apply).contains("its peer is outside"),
+        "{}",
+        stderr(&apply)
+    );
+    settle(&sandbox);
+    assert_same(&before, &snapshot(&sandbox), "after the refused apply");
+    assert_exit(&sandbox.netloom(&["status", file]), 2);
+}

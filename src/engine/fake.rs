@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
 use std::process::ExitStatus;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -53,6 +53,8 @@ struct Inner {
     fresh_sysctls: BTreeMap<String, String>,
     /// Sysctls that cannot be written, and why (`unwritable_sysctls`).
     unwritable: BTreeMap<String, String>,
+    /// When each namespace appeared (`namespace_made_at`).
+    namespace_births: BTreeMap<String, SystemTime>,
 }
 
 impl FakeKernel {
@@ -123,6 +125,13 @@ impl FakeKernel {
         inner.unwritable.insert(key.to_string(), why.to_string());
     }
 
+    /// Says that namespace `ns` appeared at `time` (one made by someone
+    /// else, or a create a killed run had in flight).
+    pub fn set_namespace_made_at(&self, ns: &str, time: SystemTime) {
+        let mut inner = self.inner();
+        inner.namespace_births.insert(ns.to_string(), time);
+    }
+
     /// Says what `key` reads in a namespace just made.
     pub fn set_fresh_sysctl(&self, key: &str, value: &str) {
         let mut inner = self.inner();
@@ -143,6 +152,8 @@ impl Inner {
             (Action::Delete, _) => self.delete(change),
             (_, Some(Resource::Namespace)) => {
                 self.insert(id.clone(), Resource::Namespace);
+                self.namespace_births
+                    .insert(id.ns.clone(), SystemTime::now());
                 // A new namespace has its loopback, down.
                 self.insert(
                     ResourceId::new(&id.ns, Kind::Up, "lo"),
@@ -387,6 +398,12 @@ impl KernelPort for FakeKernel {
 
     fn namespace_exists(&self, ns: &str) -> bool {
         self.inner().exists(ns)
+    }
+
+    fn namespace_made_at(&self, ns: &str) -> Option<SystemTime> {
+        let inner = self.inner();
+        let exists = !ns.is_empty() && inner.exists(ns);
+        exists.then(|| inner.namespace_births.get(ns).copied())?
     }
 
     fn remove_leftover_namespace(&self, _ns: &str) -> io::Result<bool> {

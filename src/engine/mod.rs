@@ -195,6 +195,13 @@ impl<K: KernelPort> Engine<K> {
         result
     }
 
+    /// The state records, with killed runs' journals folded in; the
+    /// kernel says when the namespaces they name appeared.
+    fn records(&self, topology: &str) -> Result<Records, StateError> {
+        self.state
+            .records(topology, &|ns| self.kernel.namespace_made_at(ns))
+    }
+
     async fn desired(&self, topology: &Topology) -> Result<Desired, EngineError> {
         let desired = host::desired(&self.kernel, topology, &self.options.mode).await?;
         if let Some(warning) =
@@ -212,7 +219,7 @@ impl<K: KernelPort> Engine<K> {
             // Beside a running apply, wait for it to finish: its half-made
             // objects would look like conflicts.
             let _reading = self.state.lock_shared(self.options.lock_timeout)?;
-            let records = self.state.records(&desired.topology)?;
+            let records = self.records(&desired.topology)?;
             self.snapshot(desired, records, Default::default(), None)
                 .await
         })

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::io;
 use std::process::ExitStatus;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::kernel::{Interface, Kernel, KernelError, Scope, netns, sysctl};
 use crate::model::{Change, Observed, ResourceId};
@@ -52,6 +52,10 @@ pub trait KernelPort {
 
     /// Whether a named namespace exists (`""`, netloom's own, always does).
     fn namespace_exists(&self, ns: &str) -> bool;
+
+    /// When a named namespace appeared (`None`: it is not there): what a
+    /// journal's create in flight at a kill is checked against.
+    fn namespace_made_at(&self, ns: &str) -> Option<SystemTime>;
 
     /// Removes what a deletion killed half way left of a namespace;
     /// whether there was anything.
@@ -119,6 +123,10 @@ impl KernelPort for Kernel {
 
     fn namespace_exists(&self, ns: &str) -> bool {
         ns.is_empty() || netns::netns_exists(ns)
+    }
+
+    fn namespace_made_at(&self, ns: &str) -> Option<SystemTime> {
+        netns::netns_made_at(ns).ok()
     }
 
     fn remove_leftover_namespace(&self, ns: &str) -> io::Result<bool> {

@@ -152,7 +152,7 @@ impl<K: KernelPort> Engine<K> {
                 (name.to_string(), scope)
             }
         };
-        let records = self.state.records(&name)?;
+        let records = self.records(&name)?;
         let recorded = records.get(&name).is_some();
         let resources = restore_set(&records, &name, |ns| self.kernel.namespace_exists(ns));
         let desired = Desired {
@@ -280,7 +280,7 @@ impl<K: KernelPort> Engine<K> {
         progress: &dyn Progress,
     ) -> Result<(Execution, Option<StartSnapshot>), EngineError> {
         let topology = desired.topology.clone();
-        let records = self.state.records(&topology)?;
+        let records = self.records(&topology)?;
         let mut record = records
             .get(&topology)
             .cloned()

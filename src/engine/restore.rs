@@ -5,13 +5,19 @@
 //! the kernel's default, read in a namespace made just for that (a new
 //! namespace starts from the defaults, as the pod's did). A per-interface
 //! key (`net.ipv4.conf.eth0.rp_filter`) starts from its `default` sibling.
+//! An MTU set on a veth end that stays goes back to the kernel's default
+//! for a new veth; one set on a bridge to what a new one would take from
+//! its ports (the lowest of theirs, 1500 without ports).
 
 use std::collections::BTreeSet;
 use std::io;
 
 use crate::graph::sysctl_interface;
-use crate::model::{Desired, Kind, Resource, ResourceId, Resources};
+use crate::model::{Desired, Kind, LinkKind, Resource, ResourceId, Resources};
 use crate::state::Record;
+
+/// The MTU the kernel gives a new veth or bridge (ETH_DATA_LEN).
+const VETH_DEFAULT_MTU: u32 = 1500;
 
 /// The sysctls to put back, by id: not declared any more, recorded as set
 /// by this topology, in a namespace that stays.
@@ -31,6 +37,20 @@ pub(super) fn restores(
         if !declared(id) && !made.contains(&id.ns) && namespace_exists(&id.ns) {
             let value = value.clone();
             restores.insert(id.clone(), Resource::Sysctl { value });
+        }
+    }
+    for id in record
+        .created
+        .iter()
+        .filter(|id| id.kind == Kind::Mtu && !declared(id))
+    {
+        let mtu = if is_declared_bridge(desired, id) {
+            Some(bridge_mtu_from_ports(desired, &id.ns, &id.name))
+        } else {
+            is_declared_veth_end(desired, &id.ns, &id.name).then_some(VETH_DEFAULT_MTU)
+        };
+        if let Some(mtu) = mtu {
+            restores.insert(id.clone(), Resource::Mtu { mtu });
         }
     }
     // Sysctls set in a namespace netloom made, which the file still has.
@@ -56,6 +76,51 @@ pub(super) fn restores(
         }
     }
     Ok(restores)
+}
+
+fn is_declared_bridge(desired: &Desired, mtu: &ResourceId) -> bool {
+    let link = ResourceId::link(&mtu.ns, &mtu.name);
+    matches!(
+        desired.resources.get(&link),
+        Some(Resource::Link(LinkKind::Bridge))
+    )
+}
+
+/// The MTU a bridge takes from its declared ports when none is set on it:
+/// the lowest of theirs (a port without one has a new veth's), or a new
+/// bridge's 1500 without ports. Set explicitly, it no longer follows ports
+/// that change later: the kernel has no way back to following them.
+fn bridge_mtu_from_ports(desired: &Desired, ns: &str, bridge: &str) -> u32 {
+    let port_mtu = |port: &ResourceId| match desired.resources.get(&ResourceId::new(
+        ns,
+        Kind::Mtu,
+        port.name.clone(),
+    )) {
+        Some(Resource::Mtu { mtu }) => *mtu,
+        _ => VETH_DEFAULT_MTU,
+    };
+    desired
+        .resources
+        .iter()
+        .filter(|(id, r)| {
+            id.ns == ns && matches!(r, Resource::Master { master } if master == bridge)
+        })
+        .map(|(port, _)| port_mtu(port))
+        .min()
+        .unwrap_or(VETH_DEFAULT_MTU)
+}
+
+/// Whether (ns, ifname) is an end of a veth the file declares.
+fn is_declared_veth_end(desired: &Desired, ns: &str, ifname: &str) -> bool {
+    desired
+        .resources
+        .iter()
+        .any(|(id, resource)| match resource {
+            Resource::Link(LinkKind::Veth { peer_ns, peer }) => {
+                (id.ns == ns && id.name == ifname) || (peer_ns == ns && peer == ifname)
+            }
+            _ => false,
+        })
 }
 
 /// The key whose value in a new namespace is `key`'s default: itself, or
@@ -130,5 +195,70 @@ mod tests {
                 (sysctl("pod", "net.ipv4.ip_forward"), zero),
             ]
         );
+    }
+
+    #[test]
+    fn an_mtu_no_longer_declared_on_a_veth_end_goes_back_to_the_default() {
+        let mtu = |ns: &str, ifname: &str| ResourceId::new(ns, Kind::Mtu, ifname);
+        let mut record = Record::new("t");
+        // Set on both ends of a veth that stays, and on one that went.
+        for id in [mtu("pod", "eth0"), mtu("", "port0"), mtu("old", "eth0")] {
+            record.created.insert(id);
+        }
+        let mut desired = Desired {
+            topology: "t".into(),
+            resources: Resources::new(),
+        };
+        let veth = LinkKind::Veth {
+            peer_ns: "pod".into(),
+            peer: "eth0".into(),
+        };
+        desired
+            .resources
+            .insert(ResourceId::link("", "port0"), Resource::Link(veth));
+        // Still declared on one end: nothing to restore there.
+        desired
+            .resources
+            .insert(mtu("", "port0"), Resource::Mtu { mtu: 9000 });
+        let fresh = |_: &[String]| Ok(Vec::new());
+        let restores = restores(&desired, Some(&record), |_| true, fresh).unwrap();
+        assert_eq!(
+            restores.into_iter().collect::<Vec<_>>(),
+            [(mtu("pod", "eth0"), Resource::Mtu { mtu: 1500 })]
+        );
+    }
+
+    #[test]
+    fn a_bridge_mtu_no_longer_declared_goes_back_to_what_its_ports_give() {
+        let mtu = |ifname: &str| ResourceId::new("", Kind::Mtu, ifname);
+        let mut record = Record::new("t");
+        record.created.insert(mtu("br0"));
+        let mut desired = Desired {
+            topology: "t".into(),
+            resources: Resources::new(),
+        };
+        desired.resources.insert(
+            ResourceId::link("", "br0"),
+            Resource::Link(LinkKind::Bridge),
+        );
+        let fresh = |_: &[String]| Ok(Vec::new());
+        let restored = |desired: &Desired| {
+            restores(desired, Some(&record), |_| true, fresh).unwrap()[&mtu("br0")].clone()
+        };
+        // No ports: a new bridge's 1500.
+        assert_eq!(restored(&desired), Resource::Mtu { mtu: 1500 });
+        // The lowest of its ports'.
+        for (port, port_mtu) in [("p1", Some(1400)), ("p2", None)] {
+            let master = ResourceId::new("", Kind::Master, port);
+            let on = Resource::Master {
+                master: "br0".into(),
+            };
+            desired.resources.insert(master, on);
+            if let Some(port_mtu) = port_mtu {
+                let value = Resource::Mtu { mtu: port_mtu };
+                desired.resources.insert(mtu(port), value);
+            }
+        }
+        assert_eq!(restored(&desired), Resource::Mtu { mtu: 1400 });
     }
 }

@@ -252,7 +252,7 @@ impl<K: KernelPort> Engine<K> {
     ) -> Result<Execution, EngineError> {
         let topology = start.topology.as_str();
         // A restore killed half way left its journal: claim what it made.
-        let records = self.state.records(topology)?;
+        let records = self.records(topology)?;
         self.state.recover(&records, topology)?;
         // A namespace creation or deletion killed half way left a file.
         for ns in &start.region.namespaces {
@@ -300,7 +300,7 @@ impl<K: KernelPort> Engine<K> {
             self.state.finish_journal(journal)?;
         }
         if execution.failure.is_none() && execution.unrecorded.is_none() {
-            let records = self.state.records(topology)?;
+            let records = self.records(topology)?;
             let again = self.kernel.observe(&scope).await?;
             let check = restore_plan(start, &again, &records)?;
             if check.is_empty() && check.conflicts.is_empty() && record != start.record {

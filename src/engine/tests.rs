@@ -34,7 +34,7 @@ impl TempState {
     }
 
     fn record(&self, topology: &str) -> Option<Record> {
-        let records = StateDir::new(&self.0).records(topology).unwrap();
+        let records = StateDir::new(&self.0).records(topology, &|_| None).unwrap();
         records.get(topology).cloned()
     }
 }
@@ -739,29 +739,43 @@ fn a_failed_runs_half_made_namespace_is_claimed_and_destroyed() {
     assert!(!engine.kernel().namespace_exists("test"));
 }
 
-#[test]
-fn a_journal_entry_alone_never_makes_a_newcomer_netlooms() {
-    let state = TempState::new("journal-no-proof");
-    // A run killed right after planning: the create of `test` was logged
-    // and never made.
-    {
-        let mut journal = StateDir::new(&state.0).journal("seed").unwrap();
-        let create = Change {
-            action: Action::Create,
-            id: ResourceId::namespace("test"),
-            from: None,
-            to: Some(Resource::Namespace),
-            takes_along: Vec::new(),
-        };
-        journal
-            .log(&create, crate::state::Moment::Starting)
-            .unwrap();
-    }
-    // Someone else makes a namespace under that name, unmarked.
+/// A run killed right after logging the create of namespace `test` (and
+/// before its done line): the journal it leaves, and when it went quiet.
+fn journal_of_a_kill_while_creating_test(state: &TempState) -> std::time::SystemTime {
+    let mut journal = StateDir::new(&state.0).journal("seed").unwrap();
+    let create = Change {
+        action: Action::Create,
+        id: ResourceId::namespace("test"),
+        from: None,
+        to: Some(Resource::Namespace),
+        takes_along: Vec::new(),
+    };
+    journal
+        .log(&create, crate::state::Moment::Starting)
+        .unwrap();
+    drop(journal);
+    let path = state.0.join("seed.journal");
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// A kernel holding an unmarked namespace `test` that appeared at `time`.
+fn kernel_with_unmarked_test(time: std::time::SystemTime) -> FakeKernel {
     let mut live = crate::model::Observed::default();
     live.resources
         .insert(ResourceId::namespace("test"), Resource::Namespace);
-    let engine = engine(FakeKernel::holding(live), &state, Mode::Lab);
+    let kernel = FakeKernel::holding(live);
+    kernel.set_namespace_made_at("test", time);
+    kernel
+}
+
+#[test]
+fn a_journal_entry_alone_never_makes_a_newcomer_netlooms() {
+    let state = TempState::new("journal-no-proof");
+    let quiet = journal_of_a_kill_while_creating_test(&state);
+    // Someone else makes a namespace under that name, unmarked, a minute
+    // after the killed run went quiet.
+    let later = quiet + Duration::from_secs(60);
+    let engine = engine(kernel_with_unmarked_test(later), &state, Mode::Lab);
     let run = apply(&engine, &topology("seed.yaml"));
     assert!(
         run.plan
@@ -966,4 +980,19 @@ fn a_plan_file_of_an_unknown_version_or_edited_is_refused() {
     // A topology is never taken for a plan, in YAML or in JSON.
     assert!(!saved::is_plan_file("name: lab\npods: {}\n"));
     assert!(!saved::is_plan_file("{\"name\": \"netloom-plan\"}"));
+}
+
+#[test]
+fn a_namespace_that_appeared_while_the_killed_run_was_creating_it_is_its() {
+    let state = TempState::new("journal-in-flight");
+    let quiet = journal_of_a_kill_while_creating_test(&state);
+    // The kernel made it just as the run was killed: its create was in
+    // flight, its done line never written. The kernel's clock says so.
+    let engine = engine(kernel_with_unmarked_test(quiet), &state, Mode::Lab);
+    let run = apply(&engine, &topology("seed.yaml"));
+    assert!(run.plan.conflicts.is_empty(), "{:#?}", run.plan.conflicts);
+    assert!(run.succeeded(), "{:#?}", run.unverified);
+    let destroyed = block_on(engine.destroy(DestroyTarget::Name("seed"), false, &Quiet)).unwrap();
+    assert!(destroyed.succeeded());
+    assert!(!engine.kernel().namespace_exists("test"));
 }

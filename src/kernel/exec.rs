@@ -112,6 +112,7 @@ impl Kernel {
                     via: wanted.via,
                     oif,
                     metric: wanted.metric,
+                    table: wanted.table,
                 };
                 let handle = self.handle(ns).await?;
                 // A create is exclusive: a route with the same key that the
@@ -317,6 +318,7 @@ impl Kernel {
                     via: live.via,
                     oif,
                     metric: live.metric,
+                    table: live.table,
                 };
                 let handle = self.handle(ns).await?;
                 tolerate(route::delete_route(&handle, &exact).await, &[libc::ESRCH])

@@ -44,6 +44,12 @@ pub fn netns_exists(name: &str) -> bool {
         .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
+/// When namespace `name`'s file under /run/netns was made (not followed:
+/// the bind mount's own time, or a leftover empty file's).
+pub fn netns_made_at(name: &str) -> io::Result<std::time::SystemTime> {
+    fs::symlink_metadata(netns_path(name))?.modified()
+}
+
 /// The identity of namespace `name` (the inode of its nsfs file): a
 /// namespace deleted and made again under the same name is another one.
 pub fn netns_inode(name: &str) -> io::Result<u64> {

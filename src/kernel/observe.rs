@@ -1,5 +1,5 @@
-//! Reading the kernel into the model's shape: every link, address, main
-//! table route, tbf qdisc, VXLAN flood entry and requested sysctl of every
+//! Reading the kernel into the model's shape: every link, address, route
+//! (of every table but the kernel's `local`), tbf qdisc, VXLAN flood entry and requested sysctl of every
 //! namespace in scope — not only netloom's, so that a foreign object in the
 //! way is a conflict at plan time rather than EEXIST half way through.
 
@@ -12,7 +12,7 @@ use super::error::{Context, Result};
 use super::link::{Link, LinkKind as KernelLinkKind, VethPeer};
 use super::{Kernel, Scope, addr, fdb, link, namespace_label, netns, nsid, qdisc, route, sysctl};
 use crate::model::Observed;
-use crate::model::{Kind, LinkKind, Resource, ResourceId, Route, Vxlan};
+use crate::model::{Kind, LOCAL_TABLE, LinkKind, Resource, ResourceId, Route, Vxlan};
 
 /// Namespaces observed at once (each has its own socket; dumps on one
 /// socket run one at a time).
@@ -348,21 +348,24 @@ fn translate(
         observed.resources.insert(id, resource);
     }
     for live in &view.routes {
-        // The main table only; routes the kernel made are kept (marked by
-        // their protocol): they are never netloom's, but they can be in
-        // the way of a declared one.
-        if live.table != 254 {
+        // Every table but `local`, which holds only what the kernel makes
+        // for each address (a hand-made route elsewhere is drift). Routes
+        // the kernel made are kept (marked by their protocol): they are
+        // never netloom's, but they can be in the way of a declared one.
+        if live.table == LOCAL_TABLE {
             continue;
         }
         let Ok(to) = IpNet::new(live.dst, live.prefix_len) else {
             continue;
         };
-        let id = ResourceId::new(ns, Kind::Route, Route::id_name(&to, live.metric));
+        let name = Route::id_name(&to, live.metric, live.table);
+        let id = ResourceId::new(ns, Kind::Route, name);
         let route = Route {
             to,
             metric: live.metric,
             via: live.via,
             dev: live.oif.and_then(|i| view.name_of(i)).map(String::from),
+            table: live.table,
         };
         observed.route_protocols.insert(id.clone(), live.protocol);
         observed.resources.insert(id, Resource::Route(route));

@@ -1,4 +1,4 @@
-//! Routes in the main table, IPv4 and IPv6, marked with netloom's protocol.
+//! Routes of every table, IPv4 and IPv6, marked with netloom's protocol.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -15,9 +15,9 @@ use rtnetlink::Handle;
 use super::error::{Context, Result};
 use crate::model::ROUTE_PROTOCOL;
 
-/// A route netloom adds or deletes. Its identity is (family, destination,
-/// metric); `via` and `oif` can be replaced in place, and in a delete they
-/// name the exact route.
+/// A route netloom adds or deletes. Its identity is (table, family,
+/// destination, metric); `via` and `oif` can be replaced in place, and in
+/// a delete they name the exact route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     /// Destination network; `0.0.0.0`/`::` with prefix 0 for a default route.
@@ -27,9 +27,11 @@ pub struct Route {
     /// Outgoing interface; required when there is no `via`.
     pub oif: Option<u32>,
     pub metric: u32,
+    pub table: u32,
 }
 
-/// As `ip route` writes it: `10.9.0.0/16 via 10.0.0.1 dev ifindex 3 metric 0`.
+/// As `ip route` writes it: `10.9.0.0/16 via 10.0.0.1 dev ifindex 3 metric 0`
+/// (and `table 100` outside the main table).
 impl std::fmt::Display for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.dst, self.prefix_len)?;
@@ -39,11 +41,15 @@ impl std::fmt::Display for Route {
         if let Some(oif) = self.oif {
             write!(f, " dev ifindex {oif}")?;
         }
-        write!(f, " metric {}", self.metric)
+        write!(f, " metric {}", self.metric)?;
+        if self.table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+            write!(f, " table {}", self.table)?;
+        }
+        Ok(())
     }
 }
 
-/// A main-table route as observed. `metric` is the effective one.
+/// A route as observed. `metric` is the effective one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ObservedRoute {
     pub dst: IpAddr,
@@ -63,13 +69,16 @@ fn family(ip: IpAddr) -> AddressFamily {
     }
 }
 
-/// A message naming `route` in the main table: its key (family,
-/// destination, metric) and, when set, its gateway and output interface.
+/// A message naming `route`: its key (table, family, destination, metric)
+/// and, when set, its gateway and output interface.
 fn message(route: &Route) -> RouteMessage {
     let mut message = RouteMessage::default();
     message.header.address_family = family(route.dst);
     message.header.destination_prefix_length = route.prefix_len;
-    message.header.table = RouteHeader::RT_TABLE_MAIN;
+    // Like `ip route`: the header's 8-bit table where the id fits, and
+    // always RTA_TABLE, which holds the full 32-bit id and wins.
+    message.header.table = u8::try_from(route.table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+    message.attributes.push(RouteAttribute::Table(route.table));
     // Like `ip route`, leave RTA_DST out of default routes.
     if route.prefix_len > 0 {
         message
@@ -112,7 +121,7 @@ pub async fn add_route(handle: &Handle, route: &Route, replace: bool) -> Result<
         .op(|| format!("{} route {route}", if replace { "replace" } else { "add" }))
 }
 
-/// Deletes exactly `route` from the main table: its destination, metric,
+/// Deletes exactly `route` from its table: its destination, metric,
 /// gateway and output interface must all match (ESRCH if no route does),
 /// so a route with the same key but another gateway or interface is never
 /// taken instead.
@@ -133,14 +142,15 @@ pub async fn delete_route(handle: &Handle, route: &Route) -> Result<()> {
     handle.route().del(message).execute().await.op(describe)
 }
 
-/// Whether the main table has `route` (its gateway and interface where
+/// Whether the route's table has `route` (its gateway and interface where
 /// given) with the metric given.
 async fn is_present(handle: &Handle, route: &Route) -> Result<bool> {
     Ok(dump_family(handle, family(route.dst))
         .await?
         .iter()
         .any(|live| {
-            live.dst == route.dst
+            live.table == route.table
+                && live.dst == route.dst
                 && live.prefix_len == route.prefix_len
                 && live.metric == route.metric
                 && live.via == route.via
@@ -148,19 +158,19 @@ async fn is_present(handle: &Handle, route: &Route) -> Result<bool> {
         }))
 }
 
-/// Dumps the main table, IPv4 then IPv6 (one dump at a time per socket).
-/// The table filter is applied by the kernel (strict checking is on).
+/// Dumps every table, IPv4 then IPv6 (one dump at a time per socket).
 pub async fn dump_routes(handle: &Handle) -> Result<Vec<ObservedRoute>> {
     let mut routes = dump_family(handle, AddressFamily::Inet).await?;
     routes.extend(dump_family(handle, AddressFamily::Inet6).await?);
     Ok(routes)
 }
 
-/// Dumps the main table's routes of one family.
+/// Dumps the routes of one family, of every table (RT_TABLE_UNSPEC: no
+/// table filter).
 async fn dump_family(handle: &Handle, family: AddressFamily) -> Result<Vec<ObservedRoute>> {
     let mut filter = RouteMessage::default();
     filter.header.address_family = family;
-    filter.header.table = RouteHeader::RT_TABLE_MAIN;
+    filter.header.table = RouteHeader::RT_TABLE_UNSPEC;
     let messages: Vec<RouteMessage> = handle
         .route()
         .get(filter)

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use ipnet::IpNet;
 
-use super::{KERNEL_ROUTE_PROTOCOLS, Kind, Resource, ResourceId, Resources, Route};
+use super::{KERNEL_ROUTE_PROTOCOLS, Kind, MAIN_TABLE, Resource, ResourceId, Resources, Route};
 
 /// The route protocols the kernel writes itself (KERNEL_ROUTE_PROTOCOLS).
 const KERNEL_PROTOCOL: u8 = KERNEL_ROUTE_PROTOCOLS[0];
@@ -48,7 +48,7 @@ impl Observed {
             return false;
         };
         let kernel_metric = if route.to.addr().is_ipv4() { 0 } else { 256 };
-        if route.metric != kernel_metric {
+        if route.metric != kernel_metric || route.table != MAIN_TABLE {
             return false;
         }
         let link_local: IpNet = "fe80::/64".parse().expect("a network");

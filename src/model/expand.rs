@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::names::{derived_bridge_mac, derived_ifname, mark};
-use super::{Desired, Kind, LinkKind, Resource, ResourceId, Resources, Route, Vxlan};
+use super::{Desired, Kind, LinkKind, MAIN_TABLE, Resource, ResourceId, Resources, Route, Vxlan};
 use crate::spec::{self, Endpoint, Interface, OwnerKind, RouteDest, Routing, Sp, Topology};
 
 /// Where the hosts of the file live.
@@ -161,7 +161,9 @@ impl<'a> Expander<'a> {
                 None => continue,
             };
             let dev = route.dev.as_ref().map(|d| d.value.clone());
-            self.route(ns, to, route.metric.as_ref().map(|m| m.value), via, dev);
+            let metric = route.metric.as_ref().map(|m| m.value);
+            let table = route.table.as_ref().map_or(MAIN_TABLE, |t| t.value);
+            self.route(ns, to, metric, via, dev, table);
         }
     }
 
@@ -172,6 +174,7 @@ impl<'a> Expander<'a> {
         metric: Option<u32>,
         via: Option<IpAddr>,
         dev: Option<String>,
+        table: u32,
     ) {
         // The kernel's defaults, so the id matches what it reports.
         let metric = metric.unwrap_or(match to {
@@ -183,11 +186,12 @@ impl<'a> Expander<'a> {
             metric,
             via,
             dev,
+            table,
         };
         self.add(
             ns,
             Kind::Route,
-            Route::id_name(&to, metric),
+            Route::id_name(&to, metric, table),
             Resource::Route(route),
         );
     }
@@ -286,7 +290,7 @@ impl<'a> Expander<'a> {
             })
             .collect();
         for (cidr, via) in others {
-            self.route(ns, cidr, None, Some(via), None);
+            self.route(ns, cidr, None, Some(via), None, MAIN_TABLE);
         }
     }
 

@@ -25,6 +25,13 @@ use serde::{Deserialize, Serialize};
 /// marks routes netloom added, so they are never confused with others.
 pub const ROUTE_PROTOCOL: u8 = 211;
 
+/// The main routing table: where a route without `table` lives.
+pub const MAIN_TABLE: u32 = 254;
+
+/// The kernel's own `local` table: the local and broadcast routes it makes
+/// for every address. Never declared, never observed.
+pub const LOCAL_TABLE: u32 = 255;
+
 /// Route protocols of routes the kernel makes by itself: `kernel` (the
 /// route of an address's subnet) and `ra` (from a router advertisement).
 pub const KERNEL_ROUTE_PROTOCOLS: [u8; 2] = [2, 9];
@@ -206,8 +213,8 @@ pub struct Vxlan {
     pub underlay: String,
 }
 
-/// A route in the main table. Its identity is (family, destination,
-/// metric); `via` and `dev` can change in place.
+/// A route. Its identity is (table, family, destination, metric); `via`
+/// and `dev` can change in place.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub to: IpNet,
@@ -215,12 +222,29 @@ pub struct Route {
     pub via: Option<IpAddr>,
     /// Unset in the file: whatever interface the kernel picks.
     pub dev: Option<String>,
+    /// The routing table. Left out of records and journals for the main
+    /// table, so that those written before tables existed still read.
+    #[serde(default = "main_table", skip_serializing_if = "is_main_table")]
+    pub table: u32,
+}
+
+fn main_table() -> u32 {
+    MAIN_TABLE
+}
+
+fn is_main_table(table: &u32) -> bool {
+    *table == MAIN_TABLE
 }
 
 impl Route {
-    /// The id name of a route: its destination and metric.
-    pub fn id_name(to: &IpNet, metric: u32) -> String {
-        format!("{to} metric {metric}")
+    /// The id name of a route: its destination and metric, and its table
+    /// when it is not the main one (main-table names predate tables).
+    pub fn id_name(to: &IpNet, metric: u32, table: u32) -> String {
+        if table == MAIN_TABLE {
+            format!("{to} metric {metric}")
+        } else {
+            format!("{to} metric {metric} table {table}")
+        }
     }
 }
 
@@ -232,6 +256,7 @@ impl Resource {
             (Resource::Route(want), Resource::Route(have)) => {
                 want.to == have.to
                     && want.metric == have.metric
+                    && want.table == have.table
                     && want.via == have.via
                     && (want.dev.is_none() || want.dev == have.dev)
             }
@@ -308,6 +333,9 @@ impl Resource {
                     text.push_str(&format!(" dev {dev}"));
                 }
                 text.push_str(&format!(" metric {}", route.metric));
+                if route.table != MAIN_TABLE {
+                    text.push_str(&format!(" table {}", route.table));
+                }
                 text
             }
             Resource::Fdb { dst, .. } => format!("00:00:00:00:00:00 dst {dst}"),

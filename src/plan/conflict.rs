@@ -26,6 +26,9 @@ pub enum Cause {
     /// It is another kind of object than the declared one (even adopted,
     /// it could only be replaced, which would delete it).
     OtherKind(String),
+    /// A veth moved into one of the topology's namespaces by hand, whose
+    /// other end is outside them: deleting it would delete that end too.
+    ForeignPeer,
 }
 
 impl Conflict {
@@ -39,6 +42,9 @@ impl Conflict {
             Cause::SameName => String::new(),
             Cause::AltName(name) => format!(" and holds the name {name} as an altname"),
             Cause::OtherKind(wanted) => format!(" and is not the {wanted} the file declares"),
+            Cause::ForeignPeer => {
+                " in a namespace of this topology, but its peer is outside the topology's namespaces (deleting it would delete the peer too)".to_string()
+            }
         };
         format!(
             "{} already exists ({}){note}, {whose}",
@@ -54,6 +60,9 @@ impl Conflict {
                 "rename the interface in the file, or remove the altname (ip link property del dev IFACE altname NAME)"
             }
             (Cause::OtherKind(_), _) => "rename the object in the file, or remove the existing one",
+            (Cause::ForeignPeer, _) => {
+                "move the veth out of the namespace (ip -n NS link set IFACE netns OTHER), or delete the pair yourself (ip -n NS link del IFACE)"
+            }
             (_, Owner::Other(_)) => {
                 "rename the object in one of the two topologies; netloom never touches another topology's objects"
             }

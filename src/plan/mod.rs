@@ -119,6 +119,30 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
             blocked.insert(id, Cause::OtherKind(want.describe()));
         }
     }
+    // A veth moved by hand into a namespace this topology wholly owns,
+    // whose other end is elsewhere (in a namespace netloom did not make, or
+    // one it does not look into): not the topology's to delete, since the
+    // peer would go with it.
+    let own_namespaces: BTreeSet<&str> = desired
+        .keys()
+        .filter(|id| id.kind == Kind::Namespace)
+        .map(|id| id.ns.as_str())
+        .collect();
+    for (id, have) in live {
+        let Resource::Link(kind) = have else { continue };
+        let reaches_out = match kind {
+            // Its peer is in no namespace in scope.
+            LinkKind::Other { name } => name == "veth" && own_namespaces.contains(id.ns.as_str()),
+            LinkKind::Veth { peer_ns, .. } => {
+                own_namespaces.contains(id.ns.as_str()) != own_namespaces.contains(peer_ns.as_str())
+                    && owner_of(id) == Owner::Unowned
+            }
+            _ => false,
+        };
+        if reaches_out && !desired.contains_key(id) {
+            blocked.entry(id).or_insert(Cause::ForeignPeer);
+        }
+    }
     let conflicts: Vec<Conflict> = blocked
         .iter()
         .map(|(id, cause)| Conflict {
@@ -259,7 +283,8 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
         veths_leaving_with(live)
     };
     for (id, have) in live {
-        if desired.contains_key(id) || !may_delete(id) || is_the_kernels(id, have) {
+        if desired.contains_key(id) || !may_delete(id) || is_blocked(id) || is_the_kernels(id, have)
+        {
             continue;
         }
         let vanishes = match have {
@@ -762,6 +787,7 @@ mod tests {
             metric: 0,
             via: via.map(|v| v.parse().unwrap()),
             dev: dev.map(String::from),
+            table: crate::model::MAIN_TABLE,
         })
     }
 

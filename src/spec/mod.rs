@@ -185,6 +185,9 @@ pub struct Route {
     pub dev: Option<Sp<String>>,
     /// Route metric (unset: the kernel's default).
     pub metric: Option<Sp<u32>>,
+    /// Routing table id (unset: the main table, 254; 255 is the kernel's).
+    #[schemars(range(min = 1))]
+    pub table: Option<Sp<u32>>,
 }
 
 /// A VXLAN segment stretching one bridge on each member host.

@@ -25,7 +25,7 @@ use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
 use super::journal::{Journal, fold_journal};
 use super::record::RECORD_VERSION;
 use super::start::{START_VERSION, StartSnapshot};
-use super::{Record, Records, StateError, io_error};
+use super::{NamespaceBirths, Record, Records, StateError, io_error};
 
 /// Held while a run changes the kernel (exclusive), or while `plan` and
 /// `status` read it (shared); released on drop.
@@ -161,12 +161,12 @@ impl StateDir {
     }
 
     /// Every topology's record, with any journal a killed run left behind
-    /// folded in (in memory: `recover` makes it stick). A missing state
-    /// dir has none. The record of `topology` must be readable; a damaged
-    /// record of another topology blocks nothing: it is left out (its
-    /// objects then look like nobody's, so nothing of them is touched)
-    /// with a warning.
-    pub fn records(&self, topology: &str) -> Result<Records, StateError> {
+    /// folded in (in memory: `recover` makes it stick), `births` telling
+    /// when the namespaces it names appeared. A missing state dir has
+    /// none. The record of `topology` must be readable; a damaged record
+    /// of another topology blocks nothing: it is left out (its objects then
+    /// look like nobody's, so nothing of them is touched) with a warning.
+    pub fn records(&self, topology: &str, births: NamespaceBirths) -> Result<Records, StateError> {
         let mut records = Records::default();
         let Some(dir) = self.open()? else {
             return Ok(records);
@@ -201,7 +201,7 @@ impl StateDir {
             let folded = dir
                 .open_file(&journal_name(&owner), Access::Read)
                 .and_then(|file| match file {
-                    Some(file) => fold_journal(file, &path, &mut record),
+                    Some(file) => fold_journal(file, &path, &mut record, births),
                     None => Ok(()),
                 });
             match folded {
@@ -631,6 +631,11 @@ mod tests {
     use crate::model::{Action, Change, Kind, Resource, ResourceId};
     use crate::state::Moment;
 
+    /// A kernel without any named namespace.
+    fn no_namespaces(_: &str) -> Option<std::time::SystemTime> {
+        None
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("netloom-state-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -668,14 +673,14 @@ mod tests {
             journal.log(&create_web, Moment::Starting).unwrap();
             journal.log(&create_web, Moment::Done).unwrap();
         }
-        let records = state.records("lab").unwrap();
+        let records = state.records("lab", &no_namespaces).unwrap();
         state.recover(&records, "lab").unwrap();
         {
             let mut journal = state.journal("lab").unwrap();
             journal.log(&update("web"), Moment::Starting).unwrap();
             journal.log(&update(""), Moment::Starting).unwrap();
         }
-        let records = state.records("lab").unwrap();
+        let records = state.records("lab", &no_namespaces).unwrap();
         let record = records.get("lab").unwrap();
         assert!(record.created.contains(&made));
         assert_eq!(
@@ -710,7 +715,7 @@ mod tests {
             journal.file.write_all(b"{\"action\":\"cre").unwrap();
         }
         // Read-only commands (plan, status) already see the claim.
-        let records = state.records("lab").unwrap();
+        let records = state.records("lab", &no_namespaces).unwrap();
         assert_eq!(records.creator_of(&bridge), Some("lab"));
         assert!(dir.join("lab.journal").exists());
         state.recover(&records, "lab").unwrap();
@@ -723,7 +728,10 @@ mod tests {
         assert_eq!(records.creator_of(&never_made), None);
         // Saved, and the journal is gone.
         assert_eq!(
-            state.records("lab").unwrap().creator_of(&bridge),
+            state
+                .records("lab", &no_namespaces)
+                .unwrap()
+                .creator_of(&bridge),
             Some("lab")
         );
         assert!(!dir.join("lab.journal").exists());
@@ -759,7 +767,10 @@ mod tests {
             "0".into(),
         );
         state.save(&record).unwrap();
-        assert_eq!(state.records("lab").unwrap().get("lab"), Some(&record));
+        assert_eq!(
+            state.records("lab", &no_namespaces).unwrap().get("lab"),
+            Some(&record)
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -790,7 +801,7 @@ mod tests {
             let err = match planted {
                 "lock" => state.lock(Duration::from_secs(1)).err().unwrap(),
                 "lab.journal" => state.journal("lab").err().unwrap(),
-                _ => state.records("lab").err().unwrap(),
+                _ => state.records("lab", &no_namespaces).err().unwrap(),
             };
             assert!(
                 matches!(err, StateError::Symlink { .. }),
@@ -837,13 +848,13 @@ mod tests {
         let state = StateDir::new(&dir);
         state.lock(Duration::from_secs(1)).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        let err = state.records("lab").err().unwrap();
+        let err = state.records("lab", &no_namespaces).err().unwrap();
         assert!(matches!(err, StateError::Unsafe { .. }), "{err}");
         assert!(state.lock(Duration::from_secs(1)).is_err());
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
         if nix::unistd::geteuid().is_root() {
             nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
-            let err = state.records("lab").err().unwrap();
+            let err = state.records("lab", &no_namespaces).err().unwrap();
             assert!(err.to_string().contains("uid 65534"), "{err}");
         }
         fs::remove_dir_all(dir).unwrap();
@@ -862,16 +873,16 @@ mod tests {
             "{\"version\": 2, \"topology\": \"future\", \"created\": [], \"replaced\": []}",
         )
         .unwrap();
-        let records = state.records("lab").unwrap();
+        let records = state.records("lab", &no_namespaces).unwrap();
         assert_eq!(records.get("lab"), Some(&record));
         assert!(records.get("other").is_none());
-        let err = state.records("other").err().unwrap();
+        let err = state.records("other", &no_namespaces).err().unwrap();
         assert!(matches!(err, StateError::Damaged { .. }), "{err}");
         assert!(
             err.to_string().contains("other.json.bak"),
             "says how: {err}"
         );
-        let err = state.records("future").err().unwrap();
+        let err = state.records("future", &no_namespaces).err().unwrap();
         assert!(
             matches!(err, StateError::UnknownVersion { version: 2, .. }),
             "{err}"
@@ -885,7 +896,7 @@ mod tests {
         let state = StateDir::new(&dir);
         state.lock(Duration::from_secs(1)).unwrap();
         nix::unistd::mkfifo(&dir.join("lab.json"), Mode::from_bits_truncate(0o600)).unwrap();
-        let err = state.records("lab").err().unwrap();
+        let err = state.records("lab", &no_namespaces).err().unwrap();
         assert!(matches!(err, StateError::NotAFile { .. }), "{err}");
         fs::remove_dir_all(dir).unwrap();
     }

@@ -2,21 +2,28 @@
 //! a run killed half way leaves a trace the next run folds into the record.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Record, StateError, io_error};
+use super::{NamespaceBirths, Record, StateError, io_error};
 use crate::model::{Action, Change, Kind, Resource, ResourceId};
 
 /// Takes note of every change a journal logged. Each may or may not have
 /// happened: a namespace's create is claimed only if the journal says it
 /// was done (a namespace someone else made later under that name is not
 /// netloom's); a delete is not trusted (the object may still be there).
-pub(super) fn fold_journal(file: File, path: &Path, record: &mut Record) -> Result<(), StateError> {
+/// `births` says when a namespace appeared (the kernel's answer, asked by
+/// the caller).
+pub(super) fn fold_journal(
+    file: File,
+    path: &Path,
+    record: &mut Record,
+    births: NamespaceBirths,
+) -> Result<(), StateError> {
     let last_written = file.metadata().and_then(|m| m.modified()).ok();
     let mut entries = Vec::new();
     for line in BufReader::new(file).lines() {
@@ -43,7 +50,7 @@ pub(super) fn fold_journal(file: File, path: &Path, record: &mut Record) -> Resu
         let proven = change.action != Action::Create
             || change.id.kind != Kind::Namespace
             || done.contains(&(change.action, change.id.clone()))
-            || made_while_journalling(&change.id.ns, last_written);
+            || made_while_journalling(births(&change.id.ns), last_written);
         if change.action == Action::Delete || !proven {
             continue;
         }
@@ -60,18 +67,15 @@ pub(super) fn fold_journal(file: File, path: &Path, record: &mut Record) -> Resu
 const IN_FLIGHT: Duration = Duration::from_secs(1);
 
 /// Whether a namespace whose create was started but not seen done was made
-/// by that run: it appeared before the run's journal went quiet (plus what
-/// was in flight), not later, as one someone else made after the kill.
-fn made_while_journalling(ns: &str, last_written: Option<SystemTime>) -> bool {
-    let Some(last_written) = last_written else {
-        return false;
-    };
-    let made = fs::symlink_metadata(Path::new(NETNS_DIR).join(ns)).and_then(|m| m.modified());
-    made.is_ok_and(|made| made <= last_written + IN_FLIGHT)
+/// by that run: it appeared (`made`; `None`: it is not there) before the
+/// run's journal went quiet (plus what was in flight), not later, as one
+/// someone else made after the kill.
+fn made_while_journalling(made: Option<SystemTime>, last_written: Option<SystemTime>) -> bool {
+    match (made, last_written) {
+        (Some(made), Some(last_written)) => made <= last_written + IN_FLIGHT,
+        _ => false,
+    }
 }
-
-/// Where named namespaces live (as `ip netns` keeps them).
-const NETNS_DIR: &str = "/run/netns";
 
 /// When a change is told to the journal: before it starts, and once the
 /// kernel has made it (the proof a later run needs to claim an unmarked

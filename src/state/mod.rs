@@ -19,7 +19,13 @@ pub use record::{Record, Records};
 pub use start::{Region, START_VERSION, StartSnapshot};
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// When a named namespace appeared (`None`: it is not there), as the
+/// kernel tells it: what proves that a namespace whose create a killed run
+/// had in flight was made by that run. The caller asks the kernel; the
+/// state layer never does.
+pub type NamespaceBirths<'a> = &'a dyn Fn(&str) -> Option<SystemTime>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

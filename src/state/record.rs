@@ -91,6 +91,11 @@ impl Record {
             {
                 self.created.insert(id.clone());
             }
+            // An MTU set on a link netloom made (it sets none on others):
+            // back to the kernel's default once the file stops declaring it.
+            (Action::Create | Action::Update, Kind::Mtu) => {
+                self.created.insert(id.clone());
+            }
             (Action::Update, Kind::Sysctl) => {
                 if let Some(Resource::Sysctl { value }) = &change.from {
                     self.replaced
@@ -124,6 +129,7 @@ impl Record {
             .filter(|id| match id.kind {
                 Kind::Route => !in_own_namespace(id),
                 Kind::Sysctl => in_own_namespace(id),
+                Kind::Mtu => true,
                 _ => false,
             })
             .cloned()

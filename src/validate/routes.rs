@@ -1,6 +1,7 @@
 //! Routes: a gateway or a device, families that agree, a gateway on a
-//! directly connected network of the same namespace, and each route
-//! (family, destination, metric) once per namespace.
+//! directly connected network of the same namespace, a table netloom may
+//! write, and each route (table, family, destination, metric) once per
+//! namespace.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use super::context::{Context, Iface, Ns, Place};
 use super::names::ifname_problem;
 use super::{at_line, repeats};
 use crate::diagnostics::Diagnostic;
+use crate::model::{LOCAL_TABLE, MAIN_TABLE};
 use crate::spec::{Ip, RouteDest, Routing, Sp, Span};
 
 /// The kernel's metric for a route that sets none: 0 for IPv4, 1024 for
@@ -46,6 +48,7 @@ pub(super) fn check(cx: &Context, out: &mut Vec<Diagnostic>) {
 struct Key {
     to: IpNet,
     metric: u32,
+    table: u32,
 }
 
 /// The routes `routing: host-gw` adds on a host: to every other host's
@@ -56,7 +59,8 @@ fn host_gw_keys(cx: &Context, host: &str) -> HashMap<Key, String> {
         .filter_map(|(name, other)| {
             let to = other.pod_cidr.as_ref()?.ok()?.0;
             let metric = default_metric(&to);
-            Some((Key { to, metric }, name.value.clone()))
+            let table = MAIN_TABLE;
+            Some((Key { to, metric, table }, name.value.clone()))
         })
         .collect()
 }
@@ -84,6 +88,14 @@ fn namespace(
     let mut keys: Vec<(Key, Span)> = Vec::new();
     for route in routes {
         let Some(to) = route.to.ok() else { continue };
+        let table = match &route.table {
+            Some(table) if table.value == 0 || table.value == LOCAL_TABLE => {
+                out.push(table_problem(table));
+                continue;
+            }
+            Some(table) => table.value,
+            None => MAIN_TABLE,
+        };
         let via = match &route.via {
             Some(via) => match via.ok() {
                 Some(&Ip(ip)) => Some((ip, via.span())),
@@ -159,7 +171,7 @@ fn namespace(
             Some(metric) => metric.value,
             None => default_metric(&to),
         };
-        let key = Key { to, metric };
+        let key = Key { to, metric, table };
         if let Some(host) = implied.get(&key) {
             out.push(
                 Diagnostic::new(
@@ -177,11 +189,35 @@ fn namespace(
         out.push(
             Diagnostic::new(
                 span,
-                format!("{ns} already has a route to {} with metric {}{}", key.to, key.metric, at_line(first)),
+                format!("{ns} already has a route to {} with metric {}{}{}", key.to, key.metric, in_table(key.table), at_line(first)),
             )
             .with_label("duplicate route")
-            .with_help("a route is identified by its destination and metric: remove one, or give it another `metric`"),
+            .with_help("a route is identified by its table, destination and metric: remove one, or give it another `metric`"),
         );
+    }
+}
+
+/// Table 0 means "unspecified" to the kernel, and 255 is its own `local`
+/// table (the routes it makes for every address).
+fn table_problem(table: &Sp<u32>) -> Diagnostic {
+    let what = if table.value == 0 {
+        "table 0 is not a routing table (the kernel reads it as \"unspecified\")"
+    } else {
+        "table 255 is the kernel's `local` table: it holds the routes the kernel makes for addresses"
+    };
+    Diagnostic::new(table.span, what)
+        .with_label("not a table netloom writes")
+        .with_help(format!(
+            "use a table id from 1 to 4294967295 other than 255, or leave `table` out for the main table ({MAIN_TABLE})"
+        ))
+}
+
+/// " in table N" for a table other than main.
+fn in_table(table: u32) -> String {
+    if table == MAIN_TABLE {
+        String::new()
+    } else {
+        format!(" in table {table}")
     }
 }
 
@@ -513,6 +549,44 @@ mod tests {
         // The same destination in two namespaces is two routes.
         let two = "name: t\npods:\n  a: { routes: [ { to: 10.0.0.0/8, dev: lo } ] }\n  b: { routes: [ { to: 10.0.0.0/8, dev: lo } ] }\n";
         valid(two);
+    }
+
+    #[test]
+    fn a_route_is_declared_once_per_table() {
+        // The same destination and metric in two tables is two routes.
+        valid(&pod(
+            "      - { to: default, via: 10.0.0.1 }\n      - { to: default, via: 10.1.0.1, table: 100 }\n",
+        ));
+        // Table 254 is the main table, written out.
+        let text = pod(
+            "      - { to: default, via: 10.0.0.1 }\n      - { to: 0.0.0.0/0, via: 10.1.0.1, table: 254 }\n",
+        );
+        one(
+            &text,
+            "already has a route to 0.0.0.0/0 with metric 0 (line 10)",
+            at(&text, "0.0.0.0/0"),
+        );
+        let text = pod(
+            "      - { to: default, via: 10.0.0.1, table: 7 }\n      - { to: 0.0.0.0/0, via: 10.1.0.1, table: 7 }\n",
+        );
+        one(
+            &text,
+            "already has a route to 0.0.0.0/0 with metric 0 in table 7 (line 10)",
+            at(&text, "0.0.0.0/0"),
+        );
+    }
+
+    #[test]
+    fn the_unspecified_and_local_tables_are_refused() {
+        let text = pod("      - { to: default, via: 10.0.0.1, table: 255 }\n");
+        let problem = one(
+            &text,
+            "table 255 is the kernel's `local` table",
+            at(&text, "255"),
+        );
+        assert!(problem.help.unwrap().contains("leave `table` out"));
+        let text = pod("      - { to: default, via: 10.0.0.1, table: 0 }\n");
+        one(&text, "table 0 is not a routing table", at(&text, "0 }"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A generator of valid topologies from a small vocabulary (pods, bridges,
 //! shorthand and explicit links, pod-to-pod links, IPv4/IPv6 addresses,
-//! routes with via/dev/metric, MTU, MAC, sysctls, rate, lab hosts, host-gw,
+//! routes with via/dev/metric in the main or another table, MTU, MAC, sysctls, rate, lab hosts, host-gw,
 //! an overlay), rendered as YAML text, for the generated transition tests.
 
 use std::fmt::Write as _;
@@ -31,6 +31,9 @@ struct PodChoice {
     /// 0 none, 1 default via the gateway, 2 a prefix via it with a metric,
     /// 3 a prefix out of eth0 without via.
     route: u8,
+    /// The route's table: main (unset), 100 or 1000 (a table id only
+    /// RTA_TABLE holds).
+    route_table: Option<u32>,
     forwarding: bool,
     /// Which lab host the pod lives on (when there are hosts).
     host: usize,
@@ -88,19 +91,23 @@ fn pod_choice() -> impl Strategy<Value = PodChoice> {
         prop::option::weighted(0.3, 1u8..3),
         prop::option::weighted(0.2, prop_oneof![Just(1400u32), Just(1450)]),
         0u8..4,
+        prop::option::weighted(0.4, prop_oneof![Just(100u32), Just(1000)]),
         prop::bool::weighted(0.3),
         0usize..2,
     )
         .prop_map(
-            |(renamed_key, cable, ipv6, mac, mtu, route, forwarding, host)| PodChoice {
-                renamed_key,
-                cable,
-                ipv6,
-                mac,
-                mtu,
-                route,
-                forwarding,
-                host,
+            |(renamed_key, cable, ipv6, mac, mtu, route, route_table, forwarding, host)| {
+                PodChoice {
+                    renamed_key,
+                    cable,
+                    ipv6,
+                    mac,
+                    mtu,
+                    route,
+                    route_table,
+                    forwarding,
+                    host,
+                }
             },
         )
 }
@@ -281,16 +288,21 @@ impl TopologyChoice {
                 y.push_str("      eth2: { addresses: [10.1.8.2/30] }\n");
             }
             let gateway_bridge = bridge.filter(|&b| self.bridges[b].as_ref().unwrap().address);
+            let table = pod
+                .route_table
+                .map_or(String::new(), |table| format!(", table: {table}"));
             let route = match (pod.route, gateway_bridge) {
                 (1, Some(b)) => Some(format!(
-                    "{{ to: default, via: 10.{}.0.1 }}",
+                    "{{ to: default, via: 10.{}.0.1{table} }}",
                     self.subnet_of_bridge(b)
                 )),
                 (2, Some(b)) => Some(format!(
-                    "{{ to: 10.99.0.0/16, via: 10.{}.0.1, metric: 100 }}",
+                    "{{ to: 10.99.0.0/16, via: 10.{}.0.1, metric: 100{table} }}",
                     self.subnet_of_bridge(b)
                 )),
-                (3, _) if !eth0.is_empty() => Some("{ to: 10.98.0.0/16, dev: eth0 }".into()),
+                (3, _) if !eth0.is_empty() => {
+                    Some(format!("{{ to: 10.98.0.0/16, dev: eth0{table} }}"))
+                }
                 _ => None,
             };
             if let Some(route) = route {
