@@ -30,7 +30,7 @@ use tokio::time::sleep_until;
 
 use super::topology::{TopologyError, report_topology_error, topology_from_source};
 use super::{KernelArgs, block_on, exit, report};
-use crate::engine::{DestroyTarget, Engine, Execution, Progress};
+use crate::engine::{DestroyTarget, Engine, Execution, Progress, Touched};
 use crate::kernel::events::KernelEvents;
 use crate::logging::WATCH_TARGET;
 use crate::model::{Action, Change};
@@ -137,12 +137,14 @@ impl Watch {
                 })?),
                 None => None,
             };
+        let events = KernelEvents::new();
+        events.cover_readings(engine.kernel());
         Ok(Watch {
             engine,
             file,
             path: args.file.clone(),
             topology,
-            events: KernelEvents::new(),
+            events,
             metrics,
             _server: server,
             scope: BTreeSet::new(),
@@ -298,11 +300,18 @@ impl Watch {
         let result = if work.is_full() {
             self.engine.apply(&self.topology, false, &Silent).await
         } else {
-            let namespaces: BTreeSet<String> = work.namespaces.keys().cloned().collect();
-            self.engine
-                .repair(&self.topology, &namespaces, &Silent)
-                .await
+            let touched = Touched {
+                namespaces: work
+                    .namespaces
+                    .iter()
+                    .map(|(ns, change)| (ns.clone(), change.touched().cloned()))
+                    .collect(),
+            };
+            self.engine.repair(&self.topology, &touched, &Silent).await
         };
+        // What the reconcile's readings saw (its own writes among it) needs
+        // no follow-up: drop it before anything else is looked at.
+        self.events.settle().await;
         let duration = started.elapsed();
         self.listen().await;
 
