@@ -7,17 +7,20 @@
 //!   full reconcile; an invalid one is reported as `validate` reports it and
 //!   changes nothing; a vanished file changes nothing either.
 //! - the kernel (`kernel::events`): one multicast netlink socket per
-//!   namespace in scope; events merge per namespace, and only the namespaces
-//!   they came from are observed and repaired (`Engine::repair`).
+//!   namespace in scope; events merge per namespace with the interfaces
+//!   they name, and only those namespaces (and the far ends of the veths
+//!   named) are observed and repaired (`Engine::repair`).
 //! - a timer: the full resync (`--resync`), the safety net for what sends no
 //!   event (fdb entries, a sysctl outside netconf), and the retry of a
 //!   failed reconcile, with exponential backoff.
 //!
 //! Reconciles run one at a time, inline in the loop; whatever arrives
 //! meanwhile merges into one follow-up (`watch::schedule::Work`). netloom's
-//! own writes come back as events too: their follow-up finds nothing to do
-//! and writes nothing, so it sends no event, and the loop goes idle. The
-//! state dir's lock is taken inside each reconcile only.
+//! own writes come back as events too, but every reading of a namespace is
+//! preceded by a barrier on its event socket (`KernelEvents::cover_readings`):
+//! what came before it, the writes the read-back saw among it, is dropped
+//! once the reconcile settles, and the loop goes idle. The state dir's lock
+//! is taken inside each reconcile only.
 
 use std::collections::BTreeSet;
 use std::path::Path;
