@@ -7,17 +7,20 @@
 //!   full reconcile; an invalid one is reported as `validate` reports it and
 //!   changes nothing; a vanished file changes nothing either.
 //! - the kernel (`kernel::events`): one multicast netlink socket per
-//!   namespace in scope; events merge per namespace, and only the namespaces
-//!   they came from are observed and repaired (`Engine::repair`).
+//!   namespace in scope; events merge per namespace with the interfaces
+//!   they name, and only those namespaces (and the far ends of the veths
+//!   named) are observed and repaired (`Engine::repair`).
 //! - a timer: the full resync (`--resync`), the safety net for what sends no
 //!   event (fdb entries, a sysctl outside netconf), and the retry of a
 //!   failed reconcile, with exponential backoff.
 //!
 //! Reconciles run one at a time, inline in the loop; whatever arrives
 //! meanwhile merges into one follow-up (`watch::schedule::Work`). netloom's
-//! own writes come back as events too: their follow-up finds nothing to do
-//! and writes nothing, so it sends no event, and the loop goes idle. The
-//! state dir's lock is taken inside each reconcile only.
+//! own writes come back as events too, but every reading of a namespace is
+//! preceded by a barrier on its event socket (`KernelEvents::cover_readings`):
+//! what came before it, the writes the read-back saw among it, is dropped
+//! once the reconcile settles, and the loop goes idle. The state dir's lock
+//! is taken inside each reconcile only.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -30,7 +33,7 @@ use tokio::time::sleep_until;
 
 use super::topology::{TopologyError, report_topology_error, topology_from_source};
 use super::{KernelArgs, block_on, exit, report};
-use crate::engine::{DestroyTarget, Engine, Execution, Progress};
+use crate::engine::{DestroyTarget, Engine, Execution, Progress, Touched};
 use crate::kernel::events::KernelEvents;
 use crate::logging::WATCH_TARGET;
 use crate::model::{Action, Change};
@@ -137,12 +140,14 @@ impl Watch {
                 })?),
                 None => None,
             };
+        let events = KernelEvents::new();
+        events.cover_readings(engine.kernel());
         Ok(Watch {
             engine,
             file,
             path: args.file.clone(),
             topology,
-            events: KernelEvents::new(),
+            events,
             metrics,
             _server: server,
             scope: BTreeSet::new(),
@@ -303,11 +308,18 @@ impl Watch {
                 .apply_atomic(&self.topology, &Silent, keep)
                 .await
         } else {
-            let namespaces: BTreeSet<String> = work.namespaces.keys().cloned().collect();
-            self.engine
-                .repair(&self.topology, &namespaces, &Silent)
-                .await
+            let touched = Touched {
+                namespaces: work
+                    .namespaces
+                    .iter()
+                    .map(|(ns, change)| (ns.clone(), change.touched().cloned()))
+                    .collect(),
+            };
+            self.engine.repair(&self.topology, &touched, &Silent).await
         };
+        // What the reconcile's readings saw (its own writes among it) needs
+        // no follow-up: drop it before anything else is looked at.
+        self.events.settle().await;
         let duration = started.elapsed();
         self.listen().await;
 

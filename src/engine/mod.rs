@@ -29,12 +29,12 @@ mod sysctls;
 pub use destroy::DestroyTarget;
 pub use path::{PathProbe, PathRun};
 pub use port::KernelPort;
+pub use reconcile::Touched;
 pub use rollback::Rollback;
 pub use saved::{PLAN_FORMAT_VERSION, PlanFileError, SavedPlan, is_plan_file};
 pub use scheduler::{Outcome, Progress};
 pub use status::{ObjectStatus, State, object_statuses};
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -319,15 +319,16 @@ impl<K: KernelPort> Engine<K> {
         SavedPlan::new(snapshot, &self.options, source)
     }
 
-    /// Makes the kernel match the topology within `namespaces` only, then
-    /// verifies them: `watch` repairing drift where kernel events came from.
+    /// Makes the kernel match the topology where it was `touched` only,
+    /// then verifies that: `watch` repairing drift where kernel events came
+    /// from.
     pub async fn repair(
         &self,
         topology: &Topology,
-        namespaces: &BTreeSet<String>,
+        touched: &Touched,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
-        self.releasing(self.reconcile_repair(topology, namespaces, progress))
+        self.releasing(self.reconcile_repair(topology, touched, progress))
             .await
     }
 

@@ -3,7 +3,7 @@
 //! record what was done, read back, and settle the record only once the
 //! kernel verifiably matches.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use super::destroy::{DestroyTarget, restore_set};
@@ -106,18 +106,19 @@ impl<K: KernelPort> Engine<K> {
         Ok(execution)
     }
 
-    /// Applies the file within `namespaces` only: observes just them and
-    /// plans just what in them differs, so that repairing drift costs what
-    /// the drift touches, not what the topology holds.
+    /// Applies the file within the `touched` namespaces only: observes just
+    /// them (and the far ends of the veths touched) and plans just what in
+    /// them differs, so that repairing drift costs what the drift touches,
+    /// not what the topology holds.
     pub(super) async fn reconcile_repair(
         &self,
         topology: &Topology,
-        namespaces: &BTreeSet<String>,
+        touched: &Touched,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
         let _lock = self.state.lock(self.options.lock_timeout)?;
         let mut desired = self.desired(topology).await?;
-        let part = Part::of(&desired, namespaces);
+        let part = Part::of(&desired, touched);
         desired
             .resources
             .retain(|id, _| part.namespaces.contains(&id.ns) && !part.outside.contains(id));
@@ -416,10 +417,32 @@ impl<K: KernelPort> Engine<K> {
     }
 }
 
-/// The part of a topology a repair looks at: some namespaces, and the veths
-/// that join them to each other and to their direct neighbours (a veth is
-/// one object with an end on each side). Veths that leave the part are
-/// `outside`: from one end, their other end cannot be seen.
+/// What a repair is asked to look at: namespaces, each with the interfaces
+/// kernel events named there (`None`: anything in it may have changed).
+#[derive(Clone, Debug, Default)]
+pub struct Touched {
+    pub namespaces: BTreeMap<String, Option<BTreeSet<String>>>,
+}
+
+impl Touched {
+    /// Anything in these namespaces.
+    pub fn anywhere_in(namespaces: impl IntoIterator<Item = String>) -> Touched {
+        Touched {
+            namespaces: namespaces.into_iter().map(|ns| (ns, None)).collect(),
+        }
+    }
+
+    fn touches(&self, ns: &str, ifname: &str) -> bool {
+        self.namespaces
+            .get(ns)
+            .is_some_and(|names| names.as_ref().is_none_or(|n| n.contains(ifname)))
+    }
+}
+
+/// The part of a topology a repair looks at: the namespaces touched, and
+/// the far sides of the veths touched there (a veth is one object with an
+/// end on each side). Veths that leave the part are `outside`: from one
+/// end, their other end cannot be seen.
 pub(super) struct Part {
     namespaces: BTreeSet<String>,
     outside: BTreeSet<ResourceId>,
@@ -461,32 +484,33 @@ impl Part {
         }
     }
 
-    fn of(desired: &Desired, asked: &BTreeSet<String>) -> Part {
+    fn of(desired: &Desired, touched: &Touched) -> Part {
         let veths = || {
             desired
                 .resources
                 .iter()
                 .filter_map(|(id, resource)| match resource {
-                    Resource::Link(LinkKind::Veth { peer_ns, .. }) => Some((id, peer_ns)),
+                    Resource::Link(LinkKind::Veth { peer_ns, peer }) => Some((id, peer_ns, peer)),
                     _ => None,
                 })
         };
-        // Neighbours only, not theirs: a shared bridge namespace would
-        // otherwise pull in every pod.
-        let mut namespaces = asked.clone();
-        for (id, peer_ns) in veths() {
-            if asked.contains(&id.ns) {
+        // Neighbours only, not theirs, and only through the veths touched:
+        // an event on one port of a shared bridge namespace would otherwise
+        // pull in every pod.
+        let mut namespaces: BTreeSet<String> = touched.namespaces.keys().cloned().collect();
+        for (id, peer_ns, peer) in veths() {
+            if touched.touches(&id.ns, &id.name) {
                 namespaces.insert(peer_ns.clone());
             }
-            if asked.contains(peer_ns) {
+            if touched.touches(peer_ns, peer) {
                 namespaces.insert(id.ns.clone());
             }
         }
         let outside = veths()
-            .filter(|(id, peer_ns)| {
+            .filter(|(id, peer_ns, _)| {
                 !(namespaces.contains(&id.ns) && namespaces.contains(peer_ns.as_str()))
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, _, _)| id.clone())
             .collect();
         Part {
             namespaces,
@@ -574,12 +598,37 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let part = Part::of(&desired, &BTreeSet::from(["a".to_string()]));
+        let part = Part::of(&desired, &Touched::anywhere_in(["a".to_string()]));
         let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
         assert_eq!(names, ["", "a", "c"]);
         // b's veth has an end outside: looked at from "" alone it would
         // seem a stranger, so the repair leaves it be.
         let outside: Vec<&str> = part.outside.iter().map(|id| id.name.as_str()).collect();
         assert_eq!(outside, ["veth-b"]);
+    }
+
+    #[test]
+    fn an_event_on_one_port_of_a_shared_namespace_takes_that_pod_only() {
+        let desired = Desired {
+            topology: "t".to_string(),
+            resources: [veth("", "veth-a", "a"), veth("", "veth-b", "b")]
+                .into_iter()
+                .collect(),
+        };
+        let touched = Touched {
+            namespaces: BTreeMap::from([(
+                String::new(),
+                Some(BTreeSet::from(["veth-b".to_string()])),
+            )]),
+        };
+        let part = Part::of(&desired, &touched);
+        let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
+        assert_eq!(names, ["", "b"]);
+        let outside: Vec<&str> = part.outside.iter().map(|id| id.name.as_str()).collect();
+        assert_eq!(outside, ["veth-a"]);
+        // Anything in it: every pod of it.
+        let part = Part::of(&desired, &Touched::anywhere_in([String::new()]));
+        assert_eq!(part.namespaces.len(), 3);
+        assert!(part.outside.is_empty());
     }
 }

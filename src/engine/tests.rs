@@ -1,6 +1,5 @@
 //! The engine against the in-memory kernel: no root, no netlink.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -445,14 +444,15 @@ fn a_repair_looks_only_at_its_namespaces_and_mends_what_drifted_there() {
 
     // Another pod is in order, and so is the bridge's side it is joined
     // to: nothing to do there, nothing written.
-    let elsewhere = BTreeSet::from(["exp-server".to_string()]);
+    let elsewhere = Touched::anywhere_in(["exp-server".to_string()]);
     let run = block_on(engine.repair(&topology, &elsewhere, &Quiet)).unwrap();
     assert!(run.succeeded() && run.plan.is_empty(), "{:?}", run.plan);
     assert_eq!(engine.kernel().writes().len(), writes);
 
     // Where it drifted, exactly the address comes back, and the record
     // (which describes the whole topology) is left as it was.
-    let run = block_on(engine.repair(&topology, &BTreeSet::from([id.ns.clone()]), &Quiet)).unwrap();
+    let run =
+        block_on(engine.repair(&topology, &Touched::anywhere_in([id.ns.clone()]), &Quiet)).unwrap();
     assert!(run.succeeded());
     let planned: Vec<_> = run.plan.changes.iter().map(|c| (c.action, &c.id)).collect();
     assert_eq!(planned, [(Action::Create, &id)]);
@@ -525,7 +525,12 @@ fn verify_reads_back_only_the_namespaces_the_plan_touched() {
         first.contains("exp-server") && first.contains(""),
         "{first:?}"
     );
-    assert_eq!(verify, Some(&BTreeSet::from(["exp-client".to_string()])));
+    assert_eq!(
+        verify,
+        Some(&std::collections::BTreeSet::from(
+            ["exp-client".to_string()]
+        ))
+    );
     // The record still describes the whole topology.
     assert_eq!(state.record(&topology.name), record);
 }

@@ -20,17 +20,23 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use netlink_packet_core::NetlinkBuffer;
+use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::route::RouteAttribute;
 use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket, protocols::NETLINK_ROUTE};
+use nix::sys::socket::MsgFlags;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::error::{Context, Result};
-use super::{Kernel, namespace_label, netns};
+use super::{Kernel, link, namespace_label, netns};
 
 /// The multicast groups whose messages mean netloom's objects may differ
 /// from what was last observed. Neighbour events are left out: ordinary
@@ -64,6 +70,12 @@ pub struct NamespaceChange {
     pub missed: bool,
     /// Its /run/netns entry is gone: deleted behind netloom's back.
     pub gone: bool,
+    /// The interfaces the events were about, by name.
+    pub interfaces: BTreeSet<String>,
+    /// Some event was about no one interface (a route without an output
+    /// device, a namespace-wide setting, an interface not yet known), or
+    /// events were lost: anything in the namespace may have changed.
+    pub anywhere: bool,
 }
 
 impl NamespaceChange {
@@ -75,36 +87,34 @@ impl NamespaceChange {
         self.qdiscs |= other.qdiscs;
         self.missed |= other.missed;
         self.gone |= other.gone;
+        self.interfaces.extend(other.interfaces.iter().cloned());
+        self.anywhere |= other.anywhere;
     }
 
-    /// What a message of this netlink type says changed (nothing, for a type
-    /// none of the groups should send).
-    fn of_message(message_type: u16) -> NamespaceChange {
-        let mut change = NamespaceChange::default();
-        match message_type {
-            libc::RTM_NEWLINK | libc::RTM_DELLINK => change.links = true,
-            libc::RTM_NEWADDR | libc::RTM_DELADDR => change.addresses = true,
-            libc::RTM_NEWROUTE | libc::RTM_DELROUTE => change.routes = true,
-            libc::RTM_NEWNETCONF | libc::RTM_DELNETCONF => change.settings = true,
-            libc::RTM_NEWQDISC | libc::RTM_DELQDISC => change.qdiscs = true,
-            _ => {}
+    /// Events were lost, or the namespace went: anything may have changed.
+    fn lost(gone: bool) -> NamespaceChange {
+        NamespaceChange {
+            missed: !gone,
+            gone,
+            anywhere: true,
+            ..NamespaceChange::default()
         }
-        change
     }
 
-    /// Every message of a datagram, merged.
-    fn of_datagram(mut bytes: &[u8]) -> NamespaceChange {
-        let mut change = NamespaceChange::default();
-        while let Ok(message) = NetlinkBuffer::new_checked(bytes) {
-            change.merge(&NamespaceChange::of_message(message.message_type()));
-            // Messages are 4-byte aligned within a datagram.
-            let length = (message.length() as usize).next_multiple_of(4);
-            if length == 0 || length >= bytes.len() {
-                break;
+    /// The interfaces touched, or `None` for anything in the namespace.
+    pub fn touched(&self) -> Option<&BTreeSet<String>> {
+        (!self.anywhere).then_some(&self.interfaces)
+    }
+
+    /// Notes an event about the interface of this index (`None`: about no
+    /// one interface).
+    fn touch(&mut self, index: Option<u32>, names: &Interfaces) {
+        match index.and_then(|index| names.get(&index)) {
+            Some(name) => {
+                self.interfaces.insert(name.clone());
             }
-            bytes = &bytes[length..];
+            None => self.anywhere = true,
         }
-        change
     }
 
     /// The parts that changed, for messages: "links, routes".
@@ -126,6 +136,154 @@ impl NamespaceChange {
     }
 }
 
+/// ifindex -> name of one namespace's interfaces, kept up to date by its
+/// link events, so that an event naming an index can name the interface.
+type Interfaces = HashMap<u32, String>;
+
+/// The main routing table: the only one netloom reads (`observe`), so a
+/// route event of another (`local`, every address makes some) is not drift.
+const MAIN_TABLE: u32 = 254;
+
+/// What one datagram of an event socket says: what changed, and which
+/// barrier it acknowledges, if it is an acknowledgement.
+fn read_datagram(mut bytes: &[u8], names: &mut Interfaces) -> (NamespaceChange, Option<u32>) {
+    let mut change = NamespaceChange::default();
+    let mut acked = None;
+    while let Ok(message) = NetlinkBuffer::new_checked(bytes) {
+        let length = message.length() as usize;
+        if message.message_type() == NLMSG_ERROR {
+            acked = Some(message.sequence_number());
+        } else {
+            read_message(&bytes[..length], names, &mut change);
+        }
+        // Messages are 4-byte aligned within a datagram.
+        let length = length.next_multiple_of(4);
+        if length == 0 || length >= bytes.len() {
+            break;
+        }
+        bytes = &bytes[length..];
+    }
+    (change, acked)
+}
+
+const NLMSG_ERROR: u16 = 2;
+
+/// Adds what one event message says changed, and where, to `change`.
+fn read_message(bytes: &[u8], names: &mut Interfaces, change: &mut NamespaceChange) {
+    let message_type = NetlinkBuffer::new(bytes).message_type();
+    if matches!(message_type, libc::RTM_NEWNETCONF | libc::RTM_DELNETCONF) {
+        // Not parsed by netlink-packet-route: the index is read by hand.
+        change.settings = true;
+        change.touch(netconf_ifindex(bytes), names);
+        return;
+    }
+    let Ok(message) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) else {
+        // Of a group netloom listens to, but not understood: it may be anything.
+        change.anywhere = true;
+        return;
+    };
+    let NetlinkPayload::InnerMessage(message) = message.payload else {
+        return;
+    };
+    match message {
+        RouteNetlinkMessage::NewLink(link) | RouteNetlinkMessage::DelLink(link) => {
+            change.links = true;
+            let index = link.header.index;
+            for attribute in &link.attributes {
+                if let LinkAttribute::IfName(name) = attribute {
+                    names.insert(index, name.clone());
+                }
+            }
+            change.touch(Some(index), names);
+            if message_type == libc::RTM_DELLINK {
+                names.remove(&index);
+            }
+        }
+        RouteNetlinkMessage::NewAddress(address) | RouteNetlinkMessage::DelAddress(address) => {
+            change.addresses = true;
+            change.touch(Some(address.header.index), names);
+        }
+        RouteNetlinkMessage::NewRoute(route) | RouteNetlinkMessage::DelRoute(route) => {
+            let mut table = u32::from(route.header.table);
+            let mut device = None;
+            for attribute in &route.attributes {
+                match attribute {
+                    RouteAttribute::Table(t) => table = *t,
+                    RouteAttribute::Oif(index) => device = Some(*index),
+                    _ => {}
+                }
+            }
+            if table == MAIN_TABLE {
+                change.routes = true;
+                change.touch(device, names);
+            }
+        }
+        RouteNetlinkMessage::NewQueueDiscipline(qdisc)
+        | RouteNetlinkMessage::DelQueueDiscipline(qdisc) => {
+            change.qdiscs = true;
+            change.touch(u32::try_from(qdisc.header.index).ok(), names);
+        }
+        _ => {}
+    }
+}
+
+/// The interface a netconf message is about (`None`: all, or the defaults
+/// for new ones): its NETCONFA_IFINDEX attribute, after the 16-byte netlink
+/// header and the 4-byte (padded) netconfmsg.
+fn netconf_ifindex(bytes: &[u8]) -> Option<u32> {
+    const NETCONFA_IFINDEX: u16 = 1;
+    let mut attributes = bytes.get(20..)?;
+    while attributes.len() >= 4 {
+        let length = u16::from_ne_bytes([attributes[0], attributes[1]]) as usize;
+        let kind = u16::from_ne_bytes([attributes[2], attributes[3]]);
+        if length < 4 || length > attributes.len() {
+            return None;
+        }
+        if kind == NETCONFA_IFINDEX && length >= 8 {
+            let index = i32::from_ne_bytes(attributes[4..8].try_into().ok()?);
+            // NETCONFA_IFINDEX_ALL (-1) and _DEFAULT (-2) are no one interface.
+            return u32::try_from(index).ok();
+        }
+        attributes = attributes
+            .get(length.next_multiple_of(4)..)
+            .unwrap_or_default();
+    }
+    None
+}
+
+/// A barrier on one namespace's event socket: a no-op request whose
+/// acknowledgement the kernel queues behind every event already queued.
+/// Sent right before netloom reads the namespace, its acknowledgement marks
+/// the events that reading saw the effect of: those need no follow-up.
+/// netloom's own writes are always among them, since each reconcile reads
+/// back what it wrote.
+struct Barrier {
+    /// A second descriptor of the event socket, to send on.
+    socket: OwnedFd,
+    sent: u32,
+    acked: u32,
+}
+
+impl Barrier {
+    fn send(&mut self) {
+        let sequence = self.sent + 1;
+        let mut request = [0u8; 16];
+        request[0..4].copy_from_slice(&16u32.to_ne_bytes());
+        request[4..6].copy_from_slice(&NLMSG_NOOP.to_ne_bytes());
+        request[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        request[8..12].copy_from_slice(&sequence.to_ne_bytes());
+        // A barrier that cannot be sent covers nothing: the events stay.
+        if nix::sys::socket::send(self.socket.as_raw_fd(), &request, MsgFlags::MSG_DONTWAIT).is_ok()
+        {
+            self.sent = sequence;
+        }
+    }
+}
+
+const NLMSG_NOOP: u16 = 1;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+
 /// What the reader tasks and the /run/netns watch leave for the loop.
 #[derive(Default)]
 struct Pending {
@@ -135,6 +293,9 @@ struct Pending {
     wakeup: Notify,
     /// The named namespaces subscribed, which the /run/netns watch checks.
     subscribed: Mutex<BTreeSet<String>>,
+    barriers: Mutex<HashMap<String, Barrier>>,
+    /// Raised when a barrier is acknowledged.
+    acknowledged: Notify,
 }
 
 impl Pending {
@@ -162,17 +323,42 @@ impl Pending {
                 .collect(),
             None => subscribed,
         };
-        let gone = NamespaceChange {
-            gone: true,
-            ..NamespaceChange::default()
-        };
         for ns in candidates {
             if !netns::netns_exists(&ns) {
-                self.record(&ns, &gone);
+                self.record(&ns, &NamespaceChange::lost(true));
             }
         }
     }
+
+    /// Sends a barrier to the namespace, if it is subscribed.
+    fn barrier(&self, ns: &str) {
+        if let Some(barrier) = self.barriers.lock().expect("barriers lock").get_mut(ns) {
+            barrier.send();
+        }
+    }
+
+    /// Barrier `sequence` of `ns` came back: everything recorded of `ns`
+    /// until now was seen by the reading that followed it.
+    fn acknowledged(&self, ns: &str, sequence: u32) {
+        self.changes
+            .lock()
+            .expect("pending changes lock")
+            .remove(ns);
+        if let Some(barrier) = self.barriers.lock().expect("barriers lock").get_mut(ns) {
+            barrier.acked = barrier.acked.max(sequence);
+        }
+        self.acknowledged.notify_waiters();
+    }
+
+    fn barriers_settled(&self) -> bool {
+        let barriers = self.barriers.lock().expect("barriers lock");
+        barriers.values().all(|b| b.acked >= b.sent)
+    }
 }
+
+/// How long `settle` waits for barriers (a socket that overflowed drops
+/// them: its events then stay, and make a follow-up).
+const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
 
 /// Kernel events of the namespaces subscribed. Dropping it closes every
 /// socket and stops the /run/netns watch.
@@ -199,6 +385,33 @@ impl KernelEvents {
         }
     }
 
+    /// From now on, every reading of a subscribed namespace by `kernel`
+    /// is preceded by a barrier: the events it saw the effect of (netloom's
+    /// own writes among them) are dropped once `settle` returns.
+    pub fn cover_readings(&self, kernel: &Kernel) {
+        let pending = self.pending.clone();
+        kernel.before_reading(Arc::new(move |ns: &str| pending.barrier(ns)));
+    }
+
+    /// Waits (a little at most) until every barrier sent came back, so that
+    /// what is pending then is only what the last readings did not see.
+    pub async fn settle(&self) {
+        let settled = async {
+            loop {
+                let acknowledged = self.pending.acknowledged.notified();
+                tokio::pin!(acknowledged);
+                acknowledged.as_mut().enable();
+                if self.pending.barriers_settled() {
+                    return;
+                }
+                acknowledged.await;
+            }
+        };
+        if tokio::time::timeout(SETTLE_AT_MOST, settled).await.is_err() {
+            tracing::debug!("some netlink event barriers did not come back in time");
+        }
+    }
+
     /// Listens to namespace `ns` (`""`: the one netloom runs in), if not
     /// already; a subscription whose socket failed is renewed.
     pub async fn subscribe(&mut self, kernel: &Kernel, ns: &str) -> Result<()> {
@@ -220,7 +433,32 @@ impl KernelEvents {
             .run_in(ns, move || open_event_socket(&runtime))
             .await
             .op(|| format!("listen to netlink events in {}", namespace_label(ns)))?;
-        let reader = tokio::spawn(read_events(ns.to_string(), socket, self.pending.clone()));
+        // SAFETY: the descriptor is the socket's, open while `socket` lives,
+        // which is past this borrow: it is only duplicated here.
+        let barrier = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) }
+            .try_clone_to_owned()
+            .op(|| format!("duplicate the event socket of {}", namespace_label(ns)))?;
+        // The names of the interfaces there now; events after the socket
+        // was opened keep them up to date.
+        let names: Interfaces = link::dump_links(&kernel.handle(ns).await?)
+            .await?
+            .into_iter()
+            .map(|link| (link.index, link.name))
+            .collect();
+        self.pending.barriers.lock().expect("barriers lock").insert(
+            ns.to_string(),
+            Barrier {
+                socket: barrier,
+                sent: 0,
+                acked: 0,
+            },
+        );
+        let reader = tokio::spawn(read_events(
+            ns.to_string(),
+            socket,
+            names,
+            self.pending.clone(),
+        ));
         self.readers.insert(ns.to_string(), reader);
         // Deleted between the last look and this subscription: say so now.
         if !ns.is_empty() {
@@ -235,6 +473,11 @@ impl KernelEvents {
         if let Some(reader) = self.readers.remove(ns) {
             reader.abort();
         }
+        self.pending
+            .barriers
+            .lock()
+            .expect("barriers lock")
+            .remove(ns);
         self.pending
             .subscribed
             .lock()
@@ -321,24 +564,31 @@ fn open_event_socket(runtime: &tokio::runtime::Handle) -> io::Result<TokioSocket
 
 /// Turns the socket's datagrams into pending changes of `ns`, until the
 /// socket fails (or the task is aborted).
-async fn read_events(ns: String, socket: TokioSocket, pending: Arc<Pending>) {
-    let missed = NamespaceChange {
-        missed: true,
-        ..NamespaceChange::default()
-    };
+async fn read_events(
+    ns: String,
+    socket: TokioSocket,
+    mut names: Interfaces,
+    pending: Arc<Pending>,
+) {
     loop {
         match socket.recv_from_full().await {
             Ok((datagram, _sender)) => {
-                pending.record(&ns, &NamespaceChange::of_datagram(&datagram));
+                let (change, acked) = read_datagram(&datagram, &mut names);
+                pending.record(&ns, &change);
+                if let Some(sequence) = acked {
+                    pending.acknowledged(&ns, sequence);
+                }
             }
             // The kernel dropped events it had no room for; the socket works on.
-            Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => pending.record(&ns, &missed),
+            Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => {
+                pending.record(&ns, &NamespaceChange::lost(false))
+            }
             Err(err) => {
                 tracing::warn!(
                     "netlink events of {} stopped: {err}; the next resync covers it",
                     namespace_label(&ns)
                 );
-                pending.record(&ns, &missed);
+                pending.record(&ns, &NamespaceChange::lost(false));
                 return;
             }
         }
@@ -347,56 +597,171 @@ async fn read_events(ns: String, socket: TokioSocket, pending: Arc<Pending>) {
 
 #[cfg(test)]
 mod tests {
+    use netlink_packet_core::NetlinkHeader;
+    use netlink_packet_route::address::AddressMessage;
+    use netlink_packet_route::link::LinkMessage;
+    use netlink_packet_route::route::RouteMessage;
+
     use super::*;
 
-    /// A netlink header of the given type and length, then the padding.
-    fn message(message_type: u16, length: u32) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(&length.to_ne_bytes());
-        bytes.extend_from_slice(&message_type.to_ne_bytes());
-        bytes.extend_from_slice(&[0; 10]);
-        bytes.resize((length as usize).next_multiple_of(4), 0);
+    /// One event message, as the kernel sends it.
+    fn event(message: RouteNetlinkMessage) -> Vec<u8> {
+        let mut message = NetlinkMessage::new(NetlinkHeader::default(), message.into());
+        message.finalize();
+        let mut bytes = vec![0; message.buffer_len()];
+        message.serialize(&mut bytes);
         bytes
     }
 
+    fn link(index: u32, name: &str) -> LinkMessage {
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        link.attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        link
+    }
+
+    fn address(index: u32) -> RouteNetlinkMessage {
+        let mut address = AddressMessage::default();
+        address.header.index = index;
+        RouteNetlinkMessage::DelAddress(address)
+    }
+
+    fn route(table: u8, device: Option<u32>) -> RouteNetlinkMessage {
+        let mut route = RouteMessage::default();
+        route.header.table = table;
+        route.attributes.extend(device.map(RouteAttribute::Oif));
+        RouteNetlinkMessage::DelRoute(route)
+    }
+
+    fn names() -> Interfaces {
+        Interfaces::from([(1, "lo".to_string()), (7, "eth0".to_string())])
+    }
+
     #[test]
-    fn every_message_of_a_datagram_counts() {
-        let mut datagram = message(libc::RTM_NEWADDR, 22);
-        datagram.extend(message(libc::RTM_DELROUTE, 16));
-        let change = NamespaceChange::of_datagram(&datagram);
+    fn every_message_of_a_datagram_counts_with_its_interface() {
+        let mut datagram = event(address(7));
+        datagram.extend(event(route(254, Some(1))));
+        let (change, acked) = read_datagram(&datagram, &mut names());
+        assert_eq!(acked, None);
         assert_eq!(
             change,
             NamespaceChange {
                 addresses: true,
                 routes: true,
+                interfaces: BTreeSet::from(["eth0".to_string(), "lo".to_string()]),
                 ..NamespaceChange::default()
             }
         );
         assert_eq!(change.describe(), "addresses, routes");
+        assert!(change.touched().is_some());
+    }
+
+    #[test]
+    fn link_events_keep_the_names_of_indexes_up_to_date() {
+        let mut names = names();
+        let (change, _) = read_datagram(
+            &event(RouteNetlinkMessage::NewLink(link(9, "veth9"))),
+            &mut names,
+        );
+        assert_eq!(
+            change.touched(),
+            Some(&BTreeSet::from(["veth9".to_string()]))
+        );
+        let (change, _) = read_datagram(&event(address(9)), &mut names);
+        assert_eq!(
+            change.touched(),
+            Some(&BTreeSet::from(["veth9".to_string()]))
+        );
+        let (change, _) = read_datagram(
+            &event(RouteNetlinkMessage::DelLink(link(9, "veth9"))),
+            &mut names,
+        );
+        assert!(change.links);
+        assert_eq!(
+            change.touched(),
+            Some(&BTreeSet::from(["veth9".to_string()]))
+        );
+        // Gone: an event naming its index can be about anything now.
+        let (change, _) = read_datagram(&event(address(9)), &mut names);
+        assert_eq!(change.touched(), None);
+    }
+
+    #[test]
+    fn what_netloom_does_not_read_is_no_change_and_what_names_no_interface_is_anywhere() {
+        // The local table: the kernel's, never observed.
+        let (change, _) = read_datagram(&event(route(255, Some(7))), &mut names());
+        assert_eq!(change, NamespaceChange::default());
+        // A main-table route with no output device.
+        let (change, _) = read_datagram(&event(route(254, None)), &mut names());
+        assert!(change.routes && change.touched().is_none());
+    }
+
+    /// A netconf message about one interface (or all, for a negative index).
+    fn netconf(index: i32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&28u32.to_ne_bytes());
+        bytes.extend_from_slice(&libc::RTM_NEWNETCONF.to_ne_bytes());
+        bytes.extend_from_slice(&[0; 10]);
+        bytes.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0]);
+        bytes.extend_from_slice(&8u16.to_ne_bytes());
+        bytes.extend_from_slice(&1u16.to_ne_bytes());
+        bytes.extend_from_slice(&index.to_ne_bytes());
+        bytes
+    }
+
+    #[test]
+    fn netconf_events_name_their_interface() {
+        let (change, _) = read_datagram(&netconf(7), &mut names());
+        assert!(change.settings);
+        assert_eq!(
+            change.touched(),
+            Some(&BTreeSet::from(["eth0".to_string()]))
+        );
+        let (change, _) = read_datagram(&netconf(-1), &mut names());
+        assert!(change.settings && change.touched().is_none());
     }
 
     #[test]
     fn a_truncated_datagram_counts_what_it_holds() {
-        let mut datagram = message(libc::RTM_NEWLINK, 16);
+        let mut datagram = event(RouteNetlinkMessage::NewLink(link(7, "eth0")));
         datagram.extend_from_slice(&[1, 2, 3]);
+        let (change, _) = read_datagram(&datagram, &mut names());
         assert_eq!(
-            NamespaceChange::of_datagram(&datagram),
+            change,
             NamespaceChange {
                 links: true,
+                interfaces: BTreeSet::from(["eth0".to_string()]),
                 ..NamespaceChange::default()
             }
         );
         assert_eq!(
-            NamespaceChange::of_datagram(&[]),
+            read_datagram(&[], &mut names()).0,
             NamespaceChange::default()
         );
     }
 
     #[test]
+    fn an_acknowledgement_names_its_barrier() {
+        let mut ack = vec![0; 36];
+        ack[0..4].copy_from_slice(&36u32.to_ne_bytes());
+        ack[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        ack[8..12].copy_from_slice(&5u32.to_ne_bytes());
+        let (change, acked) = read_datagram(&ack, &mut names());
+        assert_eq!((change, acked), (NamespaceChange::default(), Some(5)));
+    }
+
+    #[test]
     fn pending_changes_merge_per_namespace_and_are_taken_whole() {
         let events = KernelEvents::new();
-        let link = NamespaceChange::of_message(libc::RTM_NEWLINK);
-        let qdisc = NamespaceChange::of_message(libc::RTM_NEWQDISC);
+        let link = NamespaceChange {
+            links: true,
+            ..NamespaceChange::default()
+        };
+        let qdisc = NamespaceChange {
+            qdiscs: true,
+            ..NamespaceChange::default()
+        };
         events.pending.record("a", &link);
         events.pending.record("a", &qdisc);
         events.pending.record("b", &link);
@@ -405,5 +770,21 @@ mod tests {
         assert_eq!(taken.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(taken["a"].describe(), "links, qdiscs");
         assert!(events.take().is_empty());
+    }
+
+    #[test]
+    fn an_acknowledged_barrier_drops_what_came_before_it() {
+        let events = KernelEvents::new();
+        let link = NamespaceChange {
+            links: true,
+            ..NamespaceChange::default()
+        };
+        events.pending.record("a", &link);
+        events.pending.record("b", &link);
+        events.pending.acknowledged("a", 1);
+        events.pending.record("a", &link);
+        let taken = events.take();
+        assert_eq!(taken.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(taken["a"], link, "what came after the barrier stays");
     }
 }

@@ -128,7 +128,13 @@ pub struct Kernel {
     /// (namespace, interface name) -> ifindex, learnt from dumps and
     /// creations, so that a change costs one request, not a lookup too.
     indexes: Mutex<HashMap<(String, String), u32>>,
+    /// Told the namespace each time one is about to be read (`watch`
+    /// marks its event sockets there: `events::KernelEvents::cover_readings`).
+    before_reading: Mutex<Option<ReadingHook>>,
 }
+
+/// What `Kernel::before_reading` is given.
+pub type ReadingHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Kernel {
     pub fn new() -> Result<Kernel> {
@@ -138,7 +144,21 @@ impl Kernel {
         Ok(Kernel {
             namespaces: Mutex::new(Attachments::default()),
             indexes: Mutex::new(HashMap::new()),
+            before_reading: Mutex::new(None),
         })
+    }
+
+    /// Calls `hook` with the namespace right before each reading of one
+    /// (`observe`).
+    pub fn before_reading(&self, hook: ReadingHook) {
+        *self.before_reading.lock().expect("hook lock") = Some(hook);
+    }
+
+    fn about_to_read(&self, ns: &str) {
+        let hook = self.before_reading.lock().expect("hook lock").clone();
+        if let Some(hook) = hook {
+            hook(ns);
+        }
     }
 
     /// Opens the netlink socket on a namespace's worker.

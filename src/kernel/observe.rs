@@ -69,6 +69,7 @@ impl Kernel {
 
     async fn view(&self, ns: &str, sysctl_keys: &BTreeSet<String>) -> Result<View> {
         let handle = self.handle(ns).await?;
+        self.about_to_read(ns);
         let links = link::dump_links(&handle).await?;
         let addresses = addr::dump_addresses(&handle).await?;
         let routes = route::dump_routes(&handle).await?;
