@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use super::interrupt::{Interrupt, StopSignal};
 use super::progress::ProgressDisplay;
 use super::topology::topology_or_report;
 use super::view::{self, Owners, Style};
@@ -33,19 +34,40 @@ pub fn run(
         return exit::failure();
     };
     let progress = ProgressDisplay::new(output);
-    let engine = match kernel.engine(adopt) {
+    let mut engine = match kernel.engine(adopt) {
         Ok(engine) => engine,
         Err(err) => return error::fail(&err, output),
     };
+    let interrupt = match stop_on_signals(&mut engine, "apply", run_view.dry_run) {
+        Ok(interrupt) => interrupt,
+        Err(code) => return code,
+    };
+    let stopped_by = || interrupt.as_ref().and_then(Interrupt::received);
     let owners = Owners::new(&topology, &Mode::from_host_flag(kernel.host.clone()));
     let result = block_on(engine.apply(&topology, run_view.dry_run, &progress));
     if !then_check {
-        return finish_run(&topology.name, "apply", result, &owners, run_view);
+        return finish_run(
+            &topology.name,
+            "apply",
+            result,
+            &owners,
+            run_view,
+            stopped_by(),
+        );
     }
     // `--check`: the expectations, once the apply has converged.
     let run = match result {
         Ok(run) if run.succeeded() => run,
-        other => return finish_run(&topology.name, "apply", other, &owners, run_view),
+        other => {
+            return finish_run(
+                &topology.name,
+                "apply",
+                other,
+                &owners,
+                run_view,
+                stopped_by(),
+            );
+        }
     };
     let outcomes = match block_on(engine.check(&topology, check_timeout())) {
         Ok(outcomes) => outcomes,
@@ -64,6 +86,28 @@ pub fn run(
         }
     }
     exit::success_if(check::holds(&outcomes))
+}
+
+/// A run that changes the kernel stops on SIGINT/SIGTERM as docs/CLI.md
+/// says (`Interrupt`); a dry run changes nothing and is simply killed.
+pub(super) fn stop_on_signals(
+    engine: &mut crate::engine::Engine,
+    verb: &'static str,
+    dry_run: bool,
+) -> Result<Option<Interrupt>, ExitCode> {
+    if dry_run {
+        return Ok(None);
+    }
+    match Interrupt::listen(verb) {
+        Ok(interrupt) => {
+            engine.stop_on(interrupt.stop());
+            Ok(Some(interrupt))
+        }
+        Err(err) => {
+            eprintln!("error: cannot handle SIGINT/SIGTERM: {err}");
+            Err(exit::failure())
+        }
+    }
 }
 
 /// A finished run for people: what changed, grouped like a plan (the
@@ -97,6 +141,7 @@ pub(super) fn finish_run(
     result: Result<Execution, EngineError>,
     owners: &Owners,
     run_view: RunView,
+    stopped_by: Option<StopSignal>,
 ) -> ExitCode {
     let output = run_view.output;
     let run = match result {
@@ -123,5 +168,8 @@ pub(super) fn finish_run(
             eprint!("{err}");
         }
     }
-    exit::success_if(run.succeeded())
+    match stopped_by {
+        Some(signal) if run.interrupted => signal.exit_code(),
+        _ => exit::success_if(run.succeeded()),
+    }
 }

@@ -241,6 +241,7 @@ impl<K: KernelPort> Engine<K> {
             done: vec![false; plan.changes.len()],
             plan,
             failure: None,
+            interrupted: false,
             unverified: Vec::new(),
             unverified_conflicts: Vec::new(),
         };
@@ -259,6 +260,11 @@ impl<K: KernelPort> Engine<K> {
             return Ok(execution);
         }
 
+        if self.stop.is_cancelled() {
+            // Stopped while observing: nothing was started.
+            execution.interrupted = true;
+            return Ok(execution);
+        }
         let plan = &execution.plan;
         let mut journal = self.state.journal(&topology)?;
         tracing::debug!("phase: execute {} changes", plan.changes.len());
@@ -267,6 +273,7 @@ impl<K: KernelPort> Engine<K> {
         let outcome = scheduler::run(
             &self.kernel,
             plan,
+            &self.stop,
             |change, moment| journal.log(change, moment),
             progress,
         )
@@ -298,9 +305,11 @@ impl<K: KernelPort> Engine<K> {
         }
         execution.done = outcome.done;
         execution.failure = outcome.failure;
+        execution.interrupted = outcome.interrupted;
 
-        // Read back: the kernel must now match the file.
-        if execution.failure.is_none() {
+        // Read back: the kernel must now match the file. (An interrupted
+        // run is known not to: the next run reads it anew.)
+        if execution.failure.is_none() && !execution.interrupted {
             tracing::debug!("phase: verify");
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());
