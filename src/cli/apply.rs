@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::interrupt::{Interrupt, StopSignal};
 use super::progress::ProgressDisplay;
 use super::topology::{parsed_or_report, source_or_report, topology_from_source};
 use super::view::{self, Owners, Style};
@@ -56,10 +57,15 @@ pub fn run(
         return exit::failure();
     };
     let progress = ProgressDisplay::new(output);
-    let engine = match kernel.engine(adopt) {
+    let mut engine = match kernel.engine(adopt) {
         Ok(engine) => engine,
         Err(err) => return error::fail(&err, output),
     };
+    let interrupt = match stop_on_signals(&mut engine, "apply", run_view.dry_run) {
+        Ok(interrupt) => interrupt,
+        Err(code) => return code,
+    };
+    let stopped_by = || interrupt.as_ref().and_then(Interrupt::received);
     let owners = Owners::new(&topology, &Mode::from_host_flag(kernel.host.clone()));
     if transaction.atomic || transaction.confirm.is_some() {
         let atomic = Atomic {
@@ -72,7 +78,15 @@ pub fn run(
         return atomic.run(&owners, run_view, &progress);
     }
     let result = block_on(engine.apply(&topology, run_view.dry_run, &progress));
-    finish_apply(&engine, &topology, result, &owners, then_check, run_view)
+    finish_apply(
+        &engine,
+        &topology,
+        result,
+        &owners,
+        then_check,
+        run_view,
+        stopped_by(),
+    )
 }
 
 /// `apply PLANFILE`: the saved plan, in the mode it was made in.
@@ -114,7 +128,9 @@ fn run_saved(
     let progress = ProgressDisplay::new(output);
     let owners = Owners::new(&topology, &mode);
     let result = block_on(engine.apply_saved(&topology, &saved, run_view.dry_run, &progress));
-    finish_apply(&engine, &topology, result, &owners, then_check, run_view)
+    finish_apply(
+        &engine, &topology, result, &owners, then_check, run_view, None,
+    )
 }
 
 /// Reports an apply, after the file's expectations with `--check`.
@@ -125,15 +141,23 @@ fn finish_apply(
     owners: &Owners,
     then_check: bool,
     run_view: RunView,
+    stopped_by: Option<StopSignal>,
 ) -> ExitCode {
     let output = run_view.output;
     if !then_check {
-        return finish_run(&topology.name, "apply", result, owners, run_view);
+        return finish_run(
+            &topology.name,
+            "apply",
+            result,
+            owners,
+            run_view,
+            stopped_by,
+        );
     }
     // `--check`: the expectations, once the apply has converged.
     let run = match result {
         Ok(run) if run.succeeded() => run,
-        other => return finish_run(&topology.name, "apply", other, owners, run_view),
+        other => return finish_run(&topology.name, "apply", other, owners, run_view, stopped_by),
     };
     let outcomes = match block_on(engine.check(topology, check_timeout())) {
         Ok(outcomes) => outcomes,
@@ -190,7 +214,7 @@ impl Atomic<'_> {
         };
         let result = block_on(self.engine.apply_atomic(self.topology, progress, keep));
         let Some(outcomes) = checked.into_inner() else {
-            return finish_run(&self.topology.name, "apply", result, owners, run_view);
+            return finish_run(&self.topology.name, "apply", result, owners, run_view, None);
         };
         let run = match result {
             Ok(run) => run,
@@ -255,6 +279,28 @@ impl Atomic<'_> {
     }
 }
 
+/// A run that changes the kernel stops on SIGINT/SIGTERM as docs/CLI.md
+/// says (`Interrupt`); a dry run changes nothing and is simply killed.
+pub(super) fn stop_on_signals(
+    engine: &mut crate::engine::Engine,
+    verb: &'static str,
+    dry_run: bool,
+) -> Result<Option<Interrupt>, ExitCode> {
+    if dry_run {
+        return Ok(None);
+    }
+    match Interrupt::listen(verb) {
+        Ok(interrupt) => {
+            engine.stop_on(interrupt.stop());
+            Ok(Some(interrupt))
+        }
+        Err(err) => {
+            eprintln!("error: cannot handle SIGINT/SIGTERM: {err}");
+            Err(exit::failure())
+        }
+    }
+}
+
 /// A finished run for people: what changed, grouped like a plan (the
 /// kernel-object list with `--objects`) on stdout; what went wrong on
 /// stderr.
@@ -286,6 +332,7 @@ pub(super) fn finish_run(
     result: Result<Execution, EngineError>,
     owners: &Owners,
     run_view: RunView,
+    stopped_by: Option<StopSignal>,
 ) -> ExitCode {
     let output = run_view.output;
     let run = match result {
@@ -312,5 +359,8 @@ pub(super) fn finish_run(
             eprint!("{err}");
         }
     }
-    exit::success_if(run.succeeded())
+    match stopped_by {
+        Some(signal) if run.interrupted => signal.exit_code(),
+        _ => exit::success_if(run.succeeded()),
+    }
 }

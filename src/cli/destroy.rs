@@ -3,11 +3,12 @@
 
 use std::process::ExitCode;
 
-use super::apply::{RunView, finish_run};
+use super::apply::{RunView, finish_run, stop_on_signals};
+use super::interrupt::Interrupt;
 use super::progress::ProgressDisplay;
 use super::topology::topology_or_report;
 use super::view::Owners;
-use super::{KernelArgs, block_on, exit};
+use super::{KernelArgs, block_on, error, exit};
 use crate::engine::DestroyTarget;
 use crate::model::Mode;
 
@@ -40,8 +41,22 @@ pub fn run(
         }
     };
     let progress = ProgressDisplay::new(output);
-    let result = kernel
-        .engine(false)
-        .and_then(|engine| block_on(engine.destroy(target, run_view.dry_run, &progress)));
-    finish_run(&topology_name, "destroy", result, &owners, run_view)
+    let mut engine = match kernel.engine(false) {
+        Ok(engine) => engine,
+        Err(err) => return error::fail(&err, output),
+    };
+    let interrupt = match stop_on_signals(&mut engine, "destroy", run_view.dry_run) {
+        Ok(interrupt) => interrupt,
+        Err(code) => return code,
+    };
+    let result = block_on(engine.destroy(target, run_view.dry_run, &progress));
+    let stopped_by = interrupt.as_ref().and_then(Interrupt::received);
+    finish_run(
+        &topology_name,
+        "destroy",
+        result,
+        &owners,
+        run_view,
+        stopped_by,
+    )
 }

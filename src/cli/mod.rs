@@ -12,6 +12,7 @@ mod error;
 mod exec;
 pub mod exit;
 mod graph;
+mod interrupt;
 mod man;
 mod path;
 mod plan;

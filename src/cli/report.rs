@@ -106,11 +106,14 @@ pub fn execution_text(topology: &str, verb: &str, run: &Execution) -> (String, S
     }
     if plan.is_empty() {
         return (
-            format!("{topology}: nothing to do, the kernel matches the file\n"),
+            format!("{}\n", nothing_to_do(topology, verb)),
             String::new(),
         );
     }
     let done = run.done.iter().filter(|d| **d).count();
+    if run.interrupted {
+        return (String::new(), interrupted_text(verb, run, done));
+    }
     if let Some((failed, error)) = &run.failure {
         let failed_line = change_line(&plan.changes[*failed]);
         if done == 0 {
@@ -269,6 +272,33 @@ fn unrecorded_text(verb: &str, run: &Execution, state_error: &StateError) -> Str
     err
 }
 
+/// What a run with an empty plan says: destroy has no file to match.
+pub fn nothing_to_do(topology: &str, verb: &str) -> String {
+    if verb == "destroy" {
+        format!("{topology}: nothing to do, nothing of {topology} is left on this machine")
+    } else {
+        format!("{topology}: nothing to do, the kernel matches the file")
+    }
+}
+
+/// A run a signal stopped: what was done, what was not, and how it ends.
+fn interrupted_text(verb: &str, run: &Execution, done: usize) -> String {
+    let plan = &run.plan;
+    let mut err = format!(
+        "stopped: {done} of {} changes were made (those under way were finished and recorded):\n",
+        plan.changes.len()
+    );
+    for (change, made) in plan.changes.iter().zip(&run.done) {
+        let what = if *made { "done    " } else { "not done" };
+        let _ = writeln!(err, "  {what} {}", change_line(change));
+    }
+    let _ = writeln!(
+        err,
+        "the next `netloom {verb}` finishes it: the plan is recomputed from the kernel"
+    );
+    err
+}
+
 /// The `name` of an object in JSON: a namespace is named by itself.
 fn object_name(id: &ResourceId) -> &str {
     match id.kind {
@@ -341,7 +371,9 @@ pub fn execution_json(topology: &str, run: &Execution) -> Value {
         "summary": summary_json(plan),
         "verified": run.succeeded(),
     });
-    if let Some((failed, error)) = &run.failure {
+    if run.interrupted {
+        doc["error"] = json!("stopped by a signal: the changes not done are left for the next run");
+    } else if let Some((failed, error)) = &run.failure {
         doc["error"] = json!(format!(
             "{} failed: {error}",
             change_line(&plan.changes[*failed])

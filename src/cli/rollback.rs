@@ -25,5 +25,5 @@ pub fn run(file: &str, kernel: &KernelArgs, view: ViewArgs, output: Output) -> E
         view,
         output,
     };
-    finish_run(&topology.name, "rollback", result, &owners, run_view)
+    finish_run(&topology.name, "rollback", result, &owners, run_view, None)
 }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::sleep_until;
+use tokio_util::sync::CancellationToken;
 
 use super::topology::{TopologyError, report_topology_error, topology_from_source};
 use super::{KernelArgs, block_on, exit, report};
@@ -166,6 +167,8 @@ impl Watch {
             eprintln!("error: cannot handle SIGTERM/SIGINT");
             return exit::failure();
         };
+        let stop = CancellationToken::new();
+        self.engine.stop_on(stop.clone());
         let mut work = Work {
             start: true,
             ..Work::default()
@@ -175,9 +178,21 @@ impl Watch {
         let signal = loop {
             if !work.is_empty() && retry_at.is_none() {
                 let full = work.is_full();
-                match self.reconcile(std::mem::take(&mut work)).await {
-                    Ok(()) => {}
-                    Err(delay) => retry_at = Some(Instant::now() + delay),
+                // A signal mid-reconcile stops it as it stops an apply:
+                // what runs finishes and is recorded, then watch exits.
+                let reconciling = self.reconcile(std::mem::take(&mut work));
+                tokio::pin!(reconciling);
+                let mut stopped_by = None;
+                let reconciled = tokio::select! {
+                    reconciled = &mut reconciling => reconciled,
+                    _ = terminate.recv() => { stopped_by = Some("SIGTERM"); stop.cancel(); reconciling.await }
+                    _ = interrupt.recv() => { stopped_by = Some("SIGINT"); stop.cancel(); reconciling.await }
+                };
+                if let Some(signal) = stopped_by {
+                    break signal;
+                }
+                if let Err(delay) = reconciled {
+                    retry_at = Some(Instant::now() + delay);
                 }
                 if full {
                     next_resync = Instant::now() + resync;
@@ -217,6 +232,8 @@ impl Watch {
         if !destroy_on_exit {
             return exit::success();
         }
+        // The signal stopped reconciles; this destroy is to run through.
+        self.engine.stop_on(CancellationToken::new());
         let destroyed = self
             .engine
             .destroy(DestroyTarget::File(&self.topology), false, &Silent)
@@ -458,6 +475,13 @@ fn failure(run: &Execution) -> String {
         Some(_) => "; rolling back did not finish (run `netloom rollback`)",
         None => "",
     };
+    if run.interrupted {
+        return format!(
+            "stopped by a signal after {} of {} changes; the next apply finishes it",
+            done(run),
+            run.plan.changes.len()
+        );
+    }
     if let Some((index, err)) = &run.failure {
         return format!(
             "{} failed: {err}{rolled_back}",

@@ -40,6 +40,8 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use crate::diagnostics::SourceFile;
+use tokio_util::sync::CancellationToken;
+
 use crate::graph::Cycle;
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{self, Change, Desired, Mode, Observed};
@@ -124,6 +126,10 @@ pub struct Execution {
     pub done: Vec<bool>,
     /// The change that failed and why.
     pub failure: Option<(usize, KernelError)>,
+    /// Stopped by the engine's stop token (a signal) before every change
+    /// had started: what was done is recorded, the rest is left for the
+    /// next run.
+    pub interrupted: bool,
     /// After a complete run: what still differs when read back, and what
     /// is in the way of the file then.
     pub unverified: Vec<Change>,
@@ -141,6 +147,7 @@ impl Execution {
         self.rollback.is_none()
             && self.failure.is_none()
             && self.unrecorded.is_none()
+            && !self.interrupted
             && self.unverified.is_empty()
             && self.unverified_conflicts.is_empty()
             && self.plan.conflicts.is_empty()
@@ -165,6 +172,9 @@ pub struct Engine<K: KernelPort = Kernel> {
     kernel: K,
     state: StateDir,
     options: Options,
+    /// Cancelled (by a signal) to stop a run: no new change starts, those
+    /// under way finish and are recorded.
+    stop: CancellationToken,
 }
 
 impl Engine<Kernel> {
@@ -180,7 +190,13 @@ impl<K: KernelPort> Engine<K> {
             kernel,
             state: StateDir::new(&options.state_dir),
             options,
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Runs from now on stop when `stop` is cancelled.
+    pub fn stop_on(&mut self, stop: CancellationToken) {
+        self.stop = stop;
     }
 
     pub fn kernel(&self) -> &K {

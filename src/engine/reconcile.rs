@@ -325,6 +325,11 @@ impl<K: KernelPort> Engine<K> {
             return Ok((execution, None));
         }
 
+        if self.stop.is_cancelled() {
+            // Stopped while observing: nothing was started.
+            execution.interrupted = true;
+            return Ok((execution, None));
+        }
         // What it takes to undo this run, on disk before its first change.
         let start = rollback::start_snapshot(&topology, &snapshot, &record);
         self.state.save_start(&start)?;
@@ -336,6 +341,7 @@ impl<K: KernelPort> Engine<K> {
         let outcome = scheduler::run(
             &self.kernel,
             plan,
+            &self.stop,
             |change, moment| journal.log(change, moment),
             progress,
         )
@@ -370,9 +376,11 @@ impl<K: KernelPort> Engine<K> {
         }
         execution.done = outcome.done;
         execution.failure = outcome.failure;
+        execution.interrupted = outcome.interrupted;
 
-        // Read back: the kernel must now match the file.
-        if execution.failure.is_none() && unrecorded.is_none() {
+        // Read back: the kernel must now match the file. (An interrupted
+        // run is known not to: the next run reads it anew.)
+        if execution.failure.is_none() && unrecorded.is_none() && !execution.interrupted {
             tracing::debug!("phase: verify");
             let mut records = snapshot.records.clone();
             records.by_topology.insert(topology.clone(), record.clone());

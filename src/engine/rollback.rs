@@ -11,6 +11,7 @@
 //! that is itself killed is finished by the next.
 
 use std::collections::BTreeSet;
+use tokio_util::sync::CancellationToken;
 
 use ipnet::IpNet;
 
@@ -276,9 +277,13 @@ impl<K: KernelPort> Engine<K> {
         if !execution.plan.is_empty() {
             let mut journal = self.state.journal(topology)?;
             progress.start(execution.plan.changes.len());
+            // Not stopped by the signal that may have stopped the run it
+            // undoes: a second signal ends the process, and the next
+            // `rollback` finishes the job.
             let outcome = scheduler::run(
                 &self.kernel,
                 &execution.plan,
+                &CancellationToken::new(),
                 |change, moment| journal.log(change, moment),
                 progress,
             )
@@ -320,6 +325,7 @@ impl Execution {
             done: vec![false; plan.changes.len()],
             plan,
             failure: None,
+            interrupted: false,
             unverified: Vec::new(),
             unverified_conflicts: Vec::new(),
             rollback: None,
@@ -357,6 +363,9 @@ pub(super) fn failure_of(execution: &Execution) -> Option<String> {
             Action::Delete => "delete",
         };
         return Some(format!("the kernel refused to {verb} {}: {err}", change.id));
+    }
+    if execution.interrupted {
+        return Some("stopped by a signal".to_string());
     }
     if let Some(change) = execution.unverified.first() {
         return Some(format!("{} did not read back as planned", change.id));

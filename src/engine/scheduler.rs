@@ -1,11 +1,12 @@
 //! Runs a plan's changes as the DAG its prerequisites make: each change
-//! once all it waits for are done, many at a time; the first failure stops
-//! new work (what runs already finishes).
+//! once all it waits for are done, many at a time; the first failure, or
+//! the stop token (a signal), stops new work (what runs already finishes).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use tokio_util::sync::CancellationToken;
 
 use super::{EngineError, KernelPort};
 use crate::graph::Cycle;
@@ -41,16 +42,20 @@ pub struct Outcome {
     /// The journal could not be written (a full or read-only state dir):
     /// no change was started after that.
     pub journal_failure: Option<StateError>,
+    /// The stop token was cancelled before every change had started: the
+    /// rest were never started.
+    pub interrupted: bool,
 }
 
 /// Runs the changes, each once all its prerequisites are done, up to
 /// CONCURRENCY at a time; `journal` is told of each change before it starts
 /// and once it is done. Stops starting new ones at the first failure, of
 /// the kernel or of the journal (a change the journal was not told of is
-/// not started: a kill then could orphan it).
+/// not started: a kill then could orphan it), or once `stop` is cancelled.
 pub async fn run<K: KernelPort>(
     kernel: &K,
     plan: &Plan,
+    stop: &CancellationToken,
     mut journal: impl FnMut(&Change, Moment) -> Result<(), StateError>,
     progress: &dyn Progress,
 ) -> Result<Outcome, EngineError> {
@@ -74,7 +79,11 @@ pub async fn run<K: KernelPort>(
     // the end, so that the kernel tears many namespaces down in a batch.
     let mut teardowns: Vec<ResourceId> = Vec::new();
     loop {
-        while failure.is_none() && journal_failure.is_none() && running.len() < CONCURRENCY {
+        while failure.is_none()
+            && journal_failure.is_none()
+            && !stop.is_cancelled()
+            && running.len() < CONCURRENCY
+        {
             let Some(i) = ready.pop_first() else { break };
             let change = &plan.changes[i];
             // The other settings of the same interface that are ready too
@@ -140,21 +149,25 @@ pub async fn run<K: KernelPort>(
             }
         }
     }
+    let interrupted = failure.is_none() && stop.is_cancelled() && started.contains(&false);
     if journal_failure.is_some() {
         return Ok(Outcome {
             done,
             started,
             failure,
             journal_failure,
+            interrupted,
         });
     }
-    if failure.is_none() && done.contains(&false) {
+    if failure.is_none() && !interrupted && done.contains(&false) {
         // Changes left waiting on each other: never run, never guessed at.
         let stuck = (0..count).filter(|&i| !done[i]);
         let ids = stuck.map(|i| plan.changes[i].id.clone()).collect();
         return Err(EngineError::Cycle(Cycle(ids)));
     }
+    // Interrupted: what was deleted is gone; its teardown is not waited for.
     if failure.is_none()
+        && !interrupted
         && let Err(err) = kernel.await_gone(&teardowns, TEARDOWN_TIMEOUT).await
     {
         // Charged to the last namespace deletion: not finished after all.
@@ -171,6 +184,7 @@ pub async fn run<K: KernelPort>(
         started,
         failure,
         journal_failure,
+        interrupted,
     })
 }
 

@@ -74,6 +74,87 @@ fn apply(engine: &Engine<FakeKernel>, topology: &Topology) -> Execution {
     block_on(engine.apply(topology, false, &Quiet)).unwrap()
 }
 
+/// Cancels the stop token once `after` changes are done, as a signal
+/// arriving mid-apply does.
+struct StopAfter {
+    after: usize,
+    done: std::cell::Cell<usize>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Progress for StopAfter {
+    fn start(&self, _: usize) {}
+    fn advance(&self, _: &Change) {
+        self.done.set(self.done.get() + 1);
+        if self.done.get() == self.after {
+            self.stop.cancel();
+        }
+    }
+    fn finish(&self) {}
+}
+
+#[test]
+fn a_stopped_apply_finishes_what_runs_records_it_and_the_next_apply_finishes() {
+    let state = TempState::new("stopped");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    engine.stop_on(stop.clone());
+    let topology = topology("pod-to-pod.yaml");
+    let progress = StopAfter {
+        after: 3,
+        done: Default::default(),
+        stop: stop.clone(),
+    };
+    let run = block_on(engine.apply(&topology, false, &progress)).unwrap();
+    assert!(run.interrupted && !run.succeeded());
+    assert!(run.failure.is_none());
+    let done: Vec<&Change> = run
+        .plan
+        .changes
+        .iter()
+        .zip(&run.done)
+        .filter(|(_, d)| **d)
+        .map(|(c, _)| c)
+        .collect();
+    assert!(
+        done.len() >= 3 && done.len() < run.plan.changes.len(),
+        "{}",
+        done.len()
+    );
+    // Every change started was finished: the writes are exactly the done ones.
+    let writes = engine.kernel().writes();
+    assert_eq!(writes.len(), done.len());
+    // What was made is the topology's in its record.
+    let record = state
+        .record("pod-to-pod")
+        .expect("a record of the stopped run");
+    for change in done.iter().filter(|c| c.id.kind == Kind::Namespace) {
+        assert!(
+            record.all_namespaces().contains(&change.id.ns),
+            "{}",
+            change.id
+        );
+    }
+    // The next apply (no signal this time) does only the rest.
+    engine.stop_on(tokio_util::sync::CancellationToken::new());
+    let next = apply(&engine, &topology);
+    assert!(next.succeeded(), "{:#?}", next.unverified);
+    assert_eq!(next.plan.changes.len(), run.plan.changes.len() - done.len());
+    assert!(apply(&engine, &topology).plan.is_empty(), "nothing is left");
+}
+
+#[test]
+fn a_stop_before_executing_changes_nothing() {
+    let state = TempState::new("stopped-early");
+    let stop = tokio_util::sync::CancellationToken::new();
+    stop.cancel();
+    let mut engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    engine.stop_on(stop);
+    let run = block_on(engine.apply(&topology("seed.yaml"), false, &Quiet)).unwrap();
+    assert!(run.interrupted && !run.plan.is_empty());
+    assert!(engine.kernel().writes().is_empty());
+}
+
 /// The ids of the namespaces a record claims to have created.
 fn claimed_namespaces(record: &Record) -> Vec<&ResourceId> {
     let created = record.created.iter();
@@ -291,7 +372,13 @@ fn the_scheduler_refuses_changes_that_wait_on_each_other() {
         conflicts: Vec::new(),
     };
     let kernel = FakeKernel::new();
-    let result = block_on(scheduler::run(&kernel, &plan, |_, _| Ok(()), &Quiet));
+    let result = block_on(scheduler::run(
+        &kernel,
+        &plan,
+        &tokio_util::sync::CancellationToken::new(),
+        |_, _| Ok(()),
+        &Quiet,
+    ));
     let Err(EngineError::Cycle(cycle)) = result else {
         panic!("a cycle ran: {result:?}");
     };

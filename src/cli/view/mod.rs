@@ -245,10 +245,12 @@ pub fn dry_run_text(
     owners: &Owners,
     style: Style,
 ) -> String {
-    format!(
-        "dry run: `netloom {verb}` would do this, nothing was changed\n{}",
+    let text = if plan.is_empty() && plan.conflicts.is_empty() {
+        format!("{}\n", super::report::nothing_to_do(topology, verb))
+    } else {
         plan_text(topology, plan, owners, style)
-    )
+    };
+    format!("dry run: `netloom {verb}` would do this, nothing was changed\n{text}")
 }
 
 /// What a finished run changed, grouped like a plan.
