@@ -143,7 +143,11 @@ impl Diagnostics {
             GraphicalTheme::unicode_nocolor()
         };
         let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
-        let lines = Lines::new(&self.source);
+        // The file's own bytes never reach the terminal raw: an escape
+        // sequence in it could rewrite what the user reads.
+        let name = escape_controls(&self.source.name);
+        let text = mask_controls(&self.source.text);
+        let lines = Lines::new(&name, &text);
         let mut out = String::new();
         for item in &self.items {
             let shown = Shown {
@@ -152,7 +156,7 @@ impl Diagnostics {
                 lines: &lines,
             };
             if handler.render_report(&mut out, &shown).is_err() {
-                out.push_str(&format!("{}: {}\n", self.source.name, item.message));
+                out.push_str(&format!("{name}: {}\n", escape_controls(&item.message)));
             }
         }
         out
@@ -220,8 +224,8 @@ struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
-    fn new(source: &'a SourceFile) -> Self {
-        let bytes = source.text.as_bytes();
+    fn new(name: &'a str, text: &'a str) -> Self {
+        let bytes = text.as_bytes();
         let mut starts = vec![0];
         for (at, &byte) in bytes.iter().enumerate() {
             let ends_line = byte == b'\n' || (byte == b'\r' && bytes.get(at + 1) != Some(&b'\n'));
@@ -229,11 +233,7 @@ impl<'a> Lines<'a> {
                 starts.push(at + 1);
             }
         }
-        Lines {
-            name: &source.name,
-            text: &source.text,
-            starts,
-        }
+        Lines { name, text, starts }
     }
 
     /// The 0-based line an offset is on.
@@ -250,6 +250,43 @@ impl<'a> Lines<'a> {
             .unwrap_or(self.text.len());
         end - self.starts[line]
     }
+}
+
+/// Whether a character could steer a terminal: C0 and C1 controls but the
+/// line breaks and tabs a file is made of, and the bidirectional overrides
+/// that make text read other than it is.
+fn steers_terminal(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with each character that could steer a terminal written as a
+/// Rust escape (`\u{1b}`), for messages, labels and file names.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if steers_terminal(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The file's text as shown under a diagnostic: each character that could
+/// steer a terminal becomes as many `?` as it has bytes, so that every
+/// span still points where it did.
+fn mask_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if steers_terminal(c) {
+                "?".repeat(c.len_utf8())
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl SourceCode for Lines<'_> {
@@ -297,14 +334,12 @@ impl fmt::Debug for Shown<'_> {
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (line, column) = self.source.line_column(self.item.span);
+        let name = escape_controls(&self.source.name);
+        let message = escape_controls(&self.item.message);
         if line == 0 {
-            write!(f, "{}: {}", self.source.name, self.item.message)
+            write!(f, "{name}: {message}")
         } else {
-            write!(
-                f,
-                "{}:{line}:{column}: {}",
-                self.source.name, self.item.message
-            )
+            write!(f, "{name}:{line}:{column}: {message}")
         }
     }
 }
@@ -316,7 +351,7 @@ impl miette::Diagnostic for Shown<'_> {
         self.item
             .help
             .as_ref()
-            .map(|help| Box::new(help) as Box<dyn fmt::Display>)
+            .map(|help| Box::new(escape_controls(help)) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -329,8 +364,8 @@ impl miette::Diagnostic for Shown<'_> {
         let label = self
             .item
             .label
-            .clone()
-            .unwrap_or_else(|| "here".to_string());
+            .as_deref()
+            .map_or_else(|| "here".to_string(), escape_controls);
         let span = SourceSpan::new(offset.into(), len);
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             Some(label),
@@ -358,6 +393,31 @@ mod tests {
             bytes: None,
         };
         assert_eq!(source.byte_range(from_position), Some((16, 0)));
+    }
+
+    #[test]
+    fn control_characters_of_the_file_never_reach_the_terminal() {
+        let text = "name: \u{1b}[2J\u{202e}x\npods: {}\n";
+        let source = SourceFile::new("t\u{7}.yaml", text);
+        let span = Span {
+            line: 1,
+            column: 7,
+            bytes: Some((6, 4)),
+        };
+        let message = "unknown name \"\u{1b}[2J\"";
+        let diagnostics = Diagnostics::new(
+            source,
+            vec![Diagnostic::new(span, message).with_label("\u{1b}]0;x")],
+        );
+        let shown = diagnostics.render(false);
+        assert!(
+            !shown.chars().any(steers_terminal),
+            "a control character reached the output: {shown:?}"
+        );
+        assert!(shown.contains("unknown name \"\\u{1b}[2J\""), "{shown}");
+        assert!(shown.contains("t\\u{7}.yaml:1:7"), "{shown}");
+        // The source line is shown, masked byte for byte under its label.
+        assert!(shown.contains("name: ?[2J???x"), "{shown}");
     }
 
     #[test]
@@ -411,7 +471,7 @@ mod tests {
     fn showing_a_window_of_lines_shows_what_the_whole_text_shows() {
         let text = "name: x\r\npods:\r\n  a: {}\n  b: {}\r  c: {}\nlinks: []\n\nexpect:\n  - { from: a, to: b }";
         let source = SourceFile::new("t.yaml", text);
-        let lines = Lines::new(&source);
+        let lines = Lines::new(&source.name, &source.text);
         let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor());
         for (offset, len) in [
             (0, 4),
