@@ -4,69 +4,19 @@
 //! kernel exactly as A left it (every object, MTUs and MACs included), and
 //! `rollback` after a B that succeeded does too.
 
-use std::future::{Future, ready};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::future::ready;
 
-use netloom::engine::fake::FakeKernel;
-use netloom::engine::{Engine, Execution, Options, Progress};
-use netloom::model::{Change, Mode, Observed};
+use netloom::engine::Execution;
+use netloom::model::Observed;
 use netloom::spec::Topology;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+mod fake_engine;
 mod pairs;
 
+use fake_engine::{Quiet, TempState, block_on, lab_engine};
 use pairs::{topology_choice, valid};
-
-struct Quiet;
-
-impl Progress for Quiet {
-    fn start(&self, _: usize) {}
-    fn advance(&self, _: &Change) {}
-    fn finish(&self) {}
-}
-
-fn block_on<T>(future: impl Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
-/// A state dir of its own, removed at the end.
-struct TempState(PathBuf);
-
-impl TempState {
-    fn new() -> TempState {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("netloom-rollbacks-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempState(dir)
-    }
-}
-
-impl Drop for TempState {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn lab_engine(state: &TempState) -> Engine<FakeKernel> {
-    let options = Options {
-        mode: Mode::Lab,
-        adopt: false,
-        state_dir: state.0.clone(),
-        lock_timeout: Duration::from_secs(1),
-    };
-    let kernel = FakeKernel::new();
-    kernel.set_fresh_sysctl("net.ipv4.ip_forward", "0");
-    Engine::with_kernel(kernel, options)
-}
 
 /// Where two kernels differ, object by object (empty: nowhere).
 fn differences(now: &Observed, before: &Observed) -> Vec<String> {
@@ -123,7 +73,7 @@ fn a_failure_half_way_restores_a(
     b: &Topology,
     step: Index,
 ) -> Result<(), TestCaseError> {
-    let state = TempState::new();
+    let state = TempState::new("rollbacks");
     let engine = lab_engine(&state);
     let first = block_on(engine.apply(a, false, &Quiet)).expect("apply runs");
     prop_assert!(first.succeeded(), "apply A: {}", explain(&first));
@@ -164,7 +114,7 @@ fn a_failure_half_way_restores_a(
 
 /// With A applied, then B (it succeeds): `rollback` gives A's state.
 fn rollback_after_b_restores_a(a: &Topology, b: &Topology) -> Result<(), TestCaseError> {
-    let state = TempState::new();
+    let state = TempState::new("rollbacks");
     let engine = lab_engine(&state);
     let first = block_on(engine.apply(a, false, &Quiet)).expect("apply runs");
     prop_assert!(first.succeeded(), "apply A: {}", explain(&first));

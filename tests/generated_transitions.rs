@@ -3,69 +3,17 @@
 //! then B converges in one run to exactly what applying B on an empty
 //! kernel gives, and planning once more finds nothing to do.
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
 use netloom::engine::fake::FakeKernel;
-use netloom::engine::{Engine, Execution, Options, Progress};
-use netloom::model::{Change, Kind, Mode, Observed, ResourceId, Resources};
+use netloom::engine::{Engine, Execution};
+use netloom::model::{Kind, Observed, ResourceId, Resources};
 use netloom::spec::Topology;
 use proptest::prelude::*;
 
+mod fake_engine;
 mod pairs;
 
+use fake_engine::{Quiet, TempState, block_on, lab_engine};
 use pairs::{topology_choice, valid};
-
-struct Quiet;
-
-impl Progress for Quiet {
-    fn start(&self, _: usize) {}
-    fn advance(&self, _: &Change) {}
-    fn finish(&self) {}
-}
-
-fn block_on<T>(future: impl Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
-/// A state dir of its own, removed at the end.
-struct TempState(PathBuf);
-
-impl TempState {
-    fn new() -> TempState {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("netloom-transitions-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempState(dir)
-    }
-}
-
-impl Drop for TempState {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn lab_engine(state: &TempState) -> Engine<FakeKernel> {
-    let options = Options {
-        mode: Mode::Lab,
-        adopt: false,
-        state_dir: state.0.clone(),
-        lock_timeout: Duration::from_secs(1),
-    };
-    let kernel = FakeKernel::new();
-    // What a kernel's fresh namespace reads for the sysctl the file may set.
-    kernel.set_fresh_sysctl("net.ipv4.ip_forward", "0");
-    Engine::with_kernel(kernel, options)
-}
 
 fn apply(engine: &Engine<FakeKernel>, topology: &Topology) -> Execution {
     block_on(engine.apply(topology, false, &Quiet)).expect("apply runs")
@@ -96,7 +44,7 @@ fn picture(observed: &Observed, desired: &Resources) -> String {
 }
 
 fn converges(a: &Topology, b: &Topology) -> Result<(), TestCaseError> {
-    let state = TempState::new();
+    let state = TempState::new("transitions");
     let engine = lab_engine(&state);
     let first = apply(&engine, a);
     prop_assert!(first.succeeded(), "apply A: {}", explain(&first));
@@ -111,7 +59,7 @@ fn converges(a: &Topology, b: &Topology) -> Result<(), TestCaseError> {
         again.plan.conflicts
     );
 
-    let fresh_state = TempState::new();
+    let fresh_state = TempState::new("transitions");
     let fresh = lab_engine(&fresh_state);
     let only_b = apply(&fresh, b);
     prop_assert!(only_b.succeeded(), "apply B alone: {}", explain(&only_b));
