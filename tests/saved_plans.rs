@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Sandbox, addresses, assert_exit, assert_ok, everything};
+use common::{Sandbox, addresses, assert_exit, assert_ok, everything, settled_everything};
 use serde_json::Value;
 
 /// pod-to-pod.yaml with the right pod's address moved: a plan that
@@ -44,7 +44,7 @@ fn a_stale_saved_plan_is_refused_and_the_kernel_left_as_it_is() {
     };
     // One object changed by hand after the plan was made.
     sandbox.sh("ip -n p2p-left link set eth0 mtu 1400");
-    let before = everything(&sandbox);
+    let before = settled_everything(&sandbox);
     let refused = sandbox.netloom(&["apply", PLANFILE]);
     assert_exit(&refused, 1);
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -66,6 +66,14 @@ fn a_fresh_saved_plan_applies_exactly_what_apply_file_would() {
     let Some(sandbox) = planned() else {
         return;
     };
+    // A saved plan is carried out as shown: --atomic is refused, not ignored.
+    let before = settled_everything(&sandbox);
+    assert_exit(&sandbox.netloom(&["apply", "--atomic", PLANFILE]), 64);
+    assert_eq!(
+        everything(&sandbox),
+        before,
+        "a refused plan changed the kernel"
+    );
     let shown = assert_ok(&sandbox.netloom_stdin(&["plan", "--output", "json", "-"], MOVED));
     let applied = assert_ok(&sandbox.netloom(&["apply", "--output", "json", PLANFILE]));
     let (shown, applied): (Value, Value) = (

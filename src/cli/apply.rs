@@ -51,6 +51,14 @@ pub fn run(
         return exit::failure();
     };
     if is_plan_file(&source.text) {
+        if transaction.atomic || transaction.confirm.is_some() {
+            // A saved plan is carried out exactly as shown; undoing it is
+            // `netloom rollback FILE` afterwards, never a silent no-op flag.
+            eprintln!(
+                "error: {file} is a saved plan, which --atomic and --confirm do not apply to; apply the topology file with them instead"
+            );
+            return exit::usage();
+        }
         return run_saved(file, &source.text, kernel, adopt, then_check, run_view);
     }
     let Some(topology) = parsed_or_report(file, source, output) else {

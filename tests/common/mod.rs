@@ -258,6 +258,22 @@ pub fn everything(sandbox: &Sandbox) -> String {
     )
 }
 
+/// `everything` once the kernel has settled by itself: a veth just set up
+/// gains its carrier, and with it a multicast route, a moment after
+/// netloom is done. The same picture twice, 300 ms apart (at most 10 s).
+pub fn settled_everything(sandbox: &Sandbox) -> String {
+    let mut last = everything(sandbox);
+    for _ in 0..33 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = everything(sandbox);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 /// Set in the copy of the test binary that runs inside a sandbox.
 const INSIDE: &str = "NETLOOM_TEST_INSIDE_SANDBOX";
 
