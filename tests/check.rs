@@ -166,4 +166,13 @@ fn check_before_apply_fails_with_a_reason() {
     let doc = json(&output);
     assert_eq!(doc["results"][0]["ok"], false, "{doc:#}");
     assert!(doc["results"][0]["message"].is_string());
+    // Nothing was sent, so nothing holds, not even a `reach: false`.
+    let output = sandbox.netloom(&["check", "--output", "json", "examples/expectations.yaml"]);
+    assert_exit(&output, 1);
+    let results = json(&output)["results"].as_array().unwrap().clone();
+    assert!(results.iter().any(|r| r["reach"] == false), "{results:#?}");
+    for result in results {
+        assert_eq!(result["ok"], false, "{result:#}");
+        assert_eq!(result["reason"], "not-applied", "{result:#}");
+    }
 }

@@ -149,6 +149,20 @@ fn a_probe_agrees_with_a_walk_that_arrives() {
 }
 
 #[test]
+fn a_pod_not_applied_here_is_an_error() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let output = sandbox.netloom(&["path", HOST_GW, "pod1a", "pod2a"]);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("pod `pod1a` is not applied on this machine"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_unknown_pod_is_an_error() {
     let Some(sandbox) = Sandbox::new() else {
         return;

@@ -34,10 +34,16 @@ impl<K: KernelPort> Engine<K> {
         self.releasing(async {
             // In host mode, this must be that host.
             self.desired(topology).await?;
-            let checks = expect::resolve(topology, &self.options.mode);
-            run_checks(&OnPort(&self.kernel), &checks, timeout)
+            let (checks, not_applied): (Vec<_>, Vec<_>) =
+                expect::resolve(topology, &self.options.mode)
+                    .into_iter()
+                    .partition(|check| self.kernel.namespace_exists(&check.from_ns));
+            let mut outcomes = run_checks(&OnPort(&self.kernel), &checks, timeout)
                 .await
-                .map_err(EngineError::Listener)
+                .map_err(EngineError::Listener)?;
+            outcomes.extend(not_applied.into_iter().map(Outcome::not_applied));
+            outcomes.sort_by_key(|outcome| outcome.check.index);
+            Ok(outcomes)
         })
         .await
     }

@@ -86,6 +86,11 @@ pub enum EngineError {
         .0.join("; ")
     )]
     Sysctls(Vec<String>),
+    /// `path` from a pod whose namespace is not there.
+    #[error(
+        "pod `{pod}` is not applied on this machine (no namespace `{ns}`): apply the file first (`netloom apply FILE`)"
+    )]
+    NotApplied { pod: String, ns: String },
     /// `apply PLANFILE` when the kernel or the records moved on.
     #[error(
         "the saved plan is stale: since it was made, {}; nothing was changed (make a new plan: `netloom plan FILE --out PLANFILE`)",

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{Engine, EngineError, ObjectStatus, State};
+use super::{Engine, EngineError, KernelPort, ObjectStatus, State};
 use crate::expect::{Check, Method};
 use crate::kernel::{Kernel, KernelError};
 use crate::model::Mac;
@@ -104,6 +104,12 @@ impl Engine<Kernel> {
         probe: Option<PathProbe>,
     ) -> Result<PathRun, EngineError> {
         let walk = path::walk_for(topology, &self.options.mode, from, to)?;
+        if !self.kernel.namespace_exists(&walk.from) {
+            return Err(EngineError::NotApplied {
+                pod: from.to_string(),
+                ns: walk.from.clone(),
+            });
+        }
         let report = self
             .releasing(async {
                 // In host mode, this must be that host.

@@ -126,8 +126,11 @@ impl EchoSocket {
         while Instant::now() < deadline {
             let sequence = sent.len() as u16 + 1;
             let request = echo_request(self.target.is_ipv6(), self.id, sequence, &payload);
+            // Taken before the send: between namespaces of one machine the
+            // kernel may deliver the echo and queue its answer inside `send`.
+            let sent_at = Instant::now();
             match self.socket.send(&request) {
-                Ok(_) => sent.push((sequence, Instant::now())),
+                Ok(_) => sent.push((sequence, sent_at)),
                 // Kept until the deadline: a route or address may not be
                 // usable yet right after an apply.
                 Err(err) => last_error = Some(Failure::from_io(&err)),

@@ -32,6 +32,9 @@ pub enum Failure {
     /// The target or its network is unreachable (EHOSTUNREACH: no neighbour
     /// answered, or a router said so).
     Unreachable,
+    /// The pod the traffic starts in has no namespace here: nothing was
+    /// sent, so this proves nothing, not even `reach: false`.
+    NotApplied { namespace: String },
     /// Anything else the kernel said.
     Error(String),
 }
@@ -56,6 +59,7 @@ impl Failure {
             Failure::Refused => "refused",
             Failure::TimedOut => "timed-out",
             Failure::Unreachable => "unreachable",
+            Failure::NotApplied { .. } => "not-applied",
             Failure::Error(_) => "error",
         }
     }
@@ -68,6 +72,10 @@ impl fmt::Display for Failure {
             Failure::Refused => f.write_str("refused"),
             Failure::TimedOut => f.write_str("timed out"),
             Failure::Unreachable => f.write_str("unreachable"),
+            Failure::NotApplied { namespace } => write!(
+                f,
+                "not applied: no namespace `{namespace}` (run `netloom apply` first)"
+            ),
             Failure::Error(message) => f.write_str(message),
         }
     }

@@ -40,6 +40,22 @@ pub struct Outcome {
     pub listener: bool,
 }
 
+impl Outcome {
+    /// A check from a pod that has no namespace here: it fails whatever it
+    /// expects, since no traffic was sent.
+    pub fn not_applied(check: Check) -> Outcome {
+        Outcome {
+            ok: false,
+            latency: None,
+            failure: Some(Failure::NotApplied {
+                namespace: check.from_ns.clone(),
+            }),
+            listener: false,
+            check,
+        }
+    }
+}
+
 /// Runs the checks: listeners for TCP targets on this machine where
 /// nothing listens, every check concurrently (each within `timeout`), the
 /// listeners stopped afterwards whatever happened. Errors only when a
