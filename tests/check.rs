@@ -13,11 +13,18 @@ use common::{Sandbox, apply_converged, assert_exit, assert_ok};
 use serde_json::Value;
 use support::{in_netns, json, netns_handle, topology_file};
 
-const TOPOLOGIES: [&str; 3] = [
-    "topologies/seed.yaml",
-    "topologies/k8s-host-gw.yaml",
-    "topologies/k8s-vxlan.yaml",
-];
+/// Every complete lab of `topologies/`, as a path from the repository root.
+fn topologies() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(common::root().join("topologies"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".yaml"))
+        .map(|name| format!("topologies/{name}"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    files
+}
 
 /// The number of `expect` entries of a file, counted in its text.
 fn expectations(file: &str) -> usize {
@@ -31,7 +38,8 @@ fn expectations(file: &str) -> usize {
 
 #[test]
 fn every_topology_holds_its_expectations_after_apply() {
-    for file in TOPOLOGIES {
+    for file in &topologies() {
+        let file = file.as_str();
         let Some(sandbox) = Sandbox::new() else {
             return;
         };

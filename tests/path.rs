@@ -148,6 +148,53 @@ fn a_probe_agrees_with_a_walk_that_arrives() {
     assert_eq!(doc["probe"]["agrees"], true);
 }
 
+/// On every lab of `topologies/`, each expectation that must be reached
+/// is walked to its target (the expectations listed by `check`, which
+/// first sends real traffic, so neighbours and fdbs are learnt).
+#[test]
+fn every_topologys_expectations_are_walked_to_their_target() {
+    let mut files: Vec<_> = std::fs::read_dir(common::root().join("topologies"))
+        .unwrap()
+        .map(|entry| {
+            format!(
+                "topologies/{}",
+                entry.unwrap().file_name().to_str().unwrap()
+            )
+        })
+        .filter(|file| file.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    for file in &files {
+        let Some(sandbox) = Sandbox::new() else {
+            return;
+        };
+        apply_converged(&sandbox, file);
+        let checked = json(&sandbox.netloom(&["check", "--output", "json", file]));
+        let walked: Vec<&Value> = checked["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["reach"] == true)
+            .collect();
+        assert!(!walked.is_empty(), "{file}: {checked:#}");
+        for result in walked {
+            let (from, to) = (
+                result["from"].as_str().unwrap(),
+                result["to"].as_str().unwrap(),
+            );
+            let output = sandbox.netloom(&["path", "--output", "json", file, from, to]);
+            let doc = json(&output);
+            assert_eq!(doc["delivered"], true, "{file}: {from} -> {to}: {doc:#}");
+            assert_exit(&output, 0);
+            let last = doc["hops"].as_array().unwrap().last().unwrap();
+            assert_eq!(
+                last["address"], result["address"],
+                "{file}: {from} -> {to}: {doc:#}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_pod_not_applied_here_is_an_error() {
     let Some(sandbox) = Sandbox::new() else {
