@@ -96,3 +96,28 @@ fn a_fresh_saved_plan_applies_exactly_what_apply_file_would() {
     // A plan is used once: the kernel it was computed from is gone.
     assert_exit(&sandbox.netloom(&["apply", PLANFILE]), 1);
 }
+
+#[test]
+fn a_plan_file_that_cannot_be_used_is_refused_with_the_error_document() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    for (plan, says) in [
+        (r#"{"netloom-plan": 9}"#, "plan of format version 9"),
+        (r#"{"netloom-plan": 1, "plan": "#, "not a netloom plan file"),
+    ] {
+        sandbox.sh(&format!("printf '%s' '{plan}' > {PLANFILE}"));
+        let refused = sandbox.netloom(&["apply", "--output", "json", PLANFILE]);
+        assert_exit(&refused, 1);
+        let doc: Value = serde_json::from_slice(&refused.stdout).expect("the error document");
+        assert_eq!(doc["version"], 1, "{doc:#}");
+        assert!(doc["error"].as_str().unwrap().contains(says), "{doc:#}");
+        let usage = sandbox.netloom(&["apply", "--atomic", "--output", "json", PLANFILE]);
+        assert_exit(&usage, 64);
+        let doc: Value = serde_json::from_slice(&usage.stdout).expect("the error document");
+        assert!(
+            doc["error"].as_str().unwrap().contains("--atomic"),
+            "{doc:#}"
+        );
+    }
+}

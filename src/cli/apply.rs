@@ -54,8 +54,11 @@ pub fn run(
         if transaction.atomic || transaction.confirm.is_some() {
             // A saved plan is carried out exactly as shown; undoing it is
             // `netloom rollback FILE` afterwards, never a silent no-op flag.
-            eprintln!(
-                "error: {file} is a saved plan, which --atomic and --confirm do not apply to; apply the topology file with them instead"
+            error::report(
+                &format!(
+                    "{file} is a saved plan, which --atomic and --confirm do not apply to; apply the topology file with them instead"
+                ),
+                output,
             );
             return exit::usage();
         }
@@ -108,7 +111,7 @@ fn run_saved(
 ) -> ExitCode {
     let output = run_view.output;
     let refuse = |why: String| {
-        eprintln!("error: cannot apply the plan in {file}: {why}");
+        error::report(&format!("cannot apply the plan in {file}: {why}"), output);
         exit::failure()
     };
     let saved = match SavedPlan::from_json(text) {

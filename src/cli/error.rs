@@ -32,13 +32,19 @@ fn document(error: &str, diagnostics: Value) -> Value {
     json!({ "version": 1, "error": error, "diagnostics": diagnostics })
 }
 
+/// Says why a run does not start: on stderr, and as the document with
+/// `--output json`.
+pub fn report(error: &str, output: Output) {
+    if output == Output::Json {
+        println!("{:#}", document(error, json!([])));
+    }
+    eprintln!("error: {error}");
+}
+
 /// Reports an engine failure (the document too, with `--output json`);
 /// exits 1.
 pub fn fail(err: &EngineError, output: Output) -> ExitCode {
-    if output == Output::Json {
-        println!("{:#}", document(&err.to_string(), json!([])));
-    }
-    eprintln!("error: {err}");
+    report(&err.to_string(), output);
     if err.needs_root() {
         eprintln!(
             "  help: netloom changes the kernel's network state: run it as root (CAP_NET_ADMIN, CAP_SYS_ADMIN)"
