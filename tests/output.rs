@@ -164,6 +164,60 @@ fn drift_is_shown_under_its_pod_and_the_table_says_drifted() {
     );
 }
 
+/// Every human output of seed and lab, stdout and stderr: the machine's
+/// own namespace is named in words, never as the kernel's `""` shown `-`.
+#[test]
+fn the_machines_own_namespace_is_named_in_words() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str]| {
+        let output = sandbox.netloom(args);
+        let both = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        outputs.push((args.join(" "), both));
+    };
+    for file in [SEED, LAB3] {
+        for graph in [
+            &["--format", "dot"][..],
+            &["--format", "svg"],
+            &["--objects"],
+        ] {
+            run(&[&["graph"], graph, &[file]].concat());
+        }
+        run(&["validate", file]);
+        run(&["plan", file]);
+        run(&["plan", "--objects", file]);
+        run(&["-vvv", "apply", "--objects", file]);
+        run(&["status", "--all", file]);
+        run(&["-vvv", "destroy", "--objects", file]);
+    }
+    // A bridge of the machine's namespace in the way: a conflict.
+    sandbox.sh("ip link add test0 type bridge");
+    run(&["plan", SEED]);
+    run(&["apply", SEED]);
+    for (command, output) in &outputs {
+        assert!(
+            !output.contains("-/"),
+            "`netloom {command}` shows `-/`:\n{output}"
+        );
+    }
+    let conflict = &outputs.last().expect("the conflicting apply").1;
+    assert!(
+        conflict.contains("link test0 in this machine's namespace already exists"),
+        "{conflict}"
+    );
+    let objects = &outputs
+        .iter()
+        .find(|(command, _)| command == &format!("plan --objects {SEED}"))
+        .expect("the seed's plan --objects")
+        .1;
+    assert!(
+        objects.contains("+ address test0 10.0.0.1 in this machine's namespace: 10.0.0.1/24"),
+        "{objects}"
+    );
+}
+
 #[test]
 fn readme_pictures_are_the_real_output() {
     for (file, svg) in [(SEED, "docs/seed.svg"), (LAB3, "docs/lab3.svg")] {
