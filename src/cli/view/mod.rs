@@ -6,6 +6,7 @@
 pub mod objects;
 pub mod picture;
 pub mod status;
+mod svg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
