@@ -336,6 +336,22 @@ fn the_machines_own_namespace_is_named_in_words() {
     );
 }
 
+/// README's first run shows the seed's plan as the snapshot holds it.
+#[test]
+fn readme_shows_the_real_plan() {
+    let snapshot = std::fs::read_to_string(root().join("tests/snapshots/output__seed_plan.snap"))
+        .expect("the seed's plan snapshot");
+    let (_, plan) = snapshot
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.split_once("\n---\n"))
+        .expect("an insta snapshot: header between --- lines, then the text");
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    assert!(
+        readme.contains(&format!("$ netloom plan topologies/seed.yaml\n{plan}")),
+        "README's first run does not show the seed's plan as it is:\n{plan}"
+    );
+}
+
 #[test]
 fn readme_pictures_are_the_real_output() {
     for (file, svg) in [(SEED, "docs/seed.svg"), (LAB3, "docs/lab3.svg")] {
