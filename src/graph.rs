@@ -10,7 +10,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use crate::model::{Kind, LinkKind, Resource, ResourceId, Resources};
+use crate::model::{Kind, LinkKind, OWN_NAMESPACE, Resource, ResourceId, Resources};
 
 /// Resources and their dependencies: an edge `a -> b` means `a` must
 /// exist before `b`.
@@ -213,7 +213,7 @@ impl Graph {
 
 fn namespace_label(ns: &str) -> String {
     if ns.is_empty() {
-        "this machine's namespace".to_string()
+        OWN_NAMESPACE.to_string()
     } else {
         format!("netns {ns}")
     }
@@ -439,19 +439,28 @@ mod tests {
                 "{a} must come before {b}"
             );
         };
-        before("namespace test", "link -/testveth0");
+        before(
+            "namespace test",
+            "link testveth0 in this machine's namespace",
+        );
         before(
             "sysctl test/net.ipv6.conf.default.accept_dad",
-            "link -/testveth0",
+            "link testveth0 in this machine's namespace",
         );
-        before("link -/test0", "master -/testveth0");
-        before("link -/testveth0", "address test/eth0 10.0.0.2");
+        before(
+            "link test0 in this machine's namespace",
+            "master testveth0 in this machine's namespace",
+        );
+        before(
+            "link testveth0 in this machine's namespace",
+            "address test/eth0 10.0.0.2",
+        );
         before(
             "address test/eth0 10.0.0.2",
             "route test/0.0.0.0/0 metric 0",
         );
         before("up test/eth0", "route test/0.0.0.0/0 metric 0");
-        before("link -/testveth0", "up test/eth0");
+        before("link testveth0 in this machine's namespace", "up test/eth0");
     }
 
     #[test]
@@ -467,7 +476,12 @@ mod tests {
             .order()
             .unwrap();
         let port = crate::model::derived_ifname("t", "a", "eth0");
-        assert!(position(&order, &format!("master -/{port}")) < position(&order, "mtu -/br0"));
+        assert!(
+            position(
+                &order,
+                &format!("master {port} in this machine's namespace")
+            ) < position(&order, "mtu br0 in this machine's namespace")
+        );
     }
 
     #[test]

@@ -112,6 +112,52 @@ fn the_man_page_comes_from_the_command_line_definition() {
     }
 }
 
+#[test]
+fn man_dir_writes_one_page_per_command_each_with_its_own_flags() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("netloom-man-pages");
+    let _ = std::fs::remove_dir_all(&dir);
+    let written = Command::new(netloom_bin())
+        .args(["man", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("netloom runs");
+    let listed = assert_ok(&written);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the directory was made")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(listed.lines().count(), files.len(), "{listed}");
+    let page = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|_| panic!("{name} in {files:?}"))
+    };
+    assert!(page("netloom.1").contains(".TH netloom 1"));
+    for command in [
+        "validate", "plan", "apply", "destroy", "status", "exec", "graph", "man",
+    ] {
+        let text = page(&format!("netloom-{command}.1"));
+        assert!(text.contains(&format!(".TH netloom-{command} 1")), "{text}");
+    }
+    // Each page is its command's: apply's flags are on apply's page only.
+    assert!(page("netloom-apply.1").contains("\\-\\-dry\\-run"));
+    assert!(page("netloom-plan.1").contains("\\-\\-out"));
+    assert!(!page("netloom-status.1").contains("\\-\\-dry\\-run"));
+    assert!(!files.contains(&"netloom-help.1".to_string()), "{files:?}");
+
+    let refused = Command::new(netloom_bin())
+        .args(["man", "--dir", "/dev/null"])
+        .output()
+        .expect("netloom runs");
+    assert_exit(&refused, 1);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot write the man pages"));
+}
+
 /// A file with mistakes, so that diagnostics (coloured on a terminal) are shown.
 const BROKEN: &str = "name: lab\nbogus: 1\n";
 

@@ -2,13 +2,17 @@
 //! in the middle of an apply names the object, the operation and the
 //! kernel's reason and says what was and was not done, and the next apply
 //! finishes the job; a run killed with SIGKILL at any point is finished by
-//! the next one; one lock serialises runs on a state dir.
+//! the next one, and so is one stopped by SIGINT or SIGTERM (which says
+//! what is left); one lock serialises runs on a state dir.
 
 mod common;
 mod support;
 
 use std::fmt::Write;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 
+use common::picture::picture;
 use common::{Sandbox, addresses, apply_converged, assert_exit, assert_ok};
 use support::{
     assert_nothing_left, assert_same, json, namespaces, settle, snapshot, state_files, stderr,
@@ -350,6 +354,137 @@ fn a_destroy_killed_midway_is_finished_by_the_next() {
     assert_ne!(namespaces(&sandbox).len(), 0);
     assert_ok(&sandbox.netloom(&["destroy", &changed]));
     assert_nothing_left(&sandbox);
+}
+
+/// How an apply that was sent a signal ended.
+struct Stopped {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs `netloom -vvv apply [FLAGS] FILE` and sends it `signal` as soon
+/// as it logs its first kernel request: the run is under way, whatever
+/// the machine's load. The trace lines go to stderr, with the run's message.
+fn signal_once_under_way(sandbox: &Sandbox, flags: &[&str], file: &str, signal: i32) -> Stopped {
+    let mut child = sandbox
+        .command(common::netloom_bin())
+        .args(["-vvv", "apply"])
+        .args(flags)
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("netloom starts");
+    let mut stderr = String::new();
+    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr is text");
+        let started = line.contains("TRACE request:");
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if started {
+            // nsenter execs netloom (no fork): the child is netloom itself.
+            // SAFETY: kill has no preconditions; the pid is our own child's.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            break;
+        }
+    }
+    for line in lines {
+        stderr.push_str(&line.expect("stderr is text"));
+        stderr.push('\n');
+    }
+    let code = child.wait().expect("netloom ends").code();
+    Stopped { code, stderr }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM in the middle of an apply of many pods:
+/// exit 128+N, a message of what was and was not done (by file object;
+/// with `--objects` by kernel object) that says the next apply finishes
+/// it; one apply then finishes it, and the kernel is what a fresh apply
+/// of the file makes. A run that ended before the signal stopped it is
+/// tried again with more pods, never passed.
+fn an_apply_stopped_by(signal: i32, name: &str, flags: &[&str]) {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let (pods, file, stopped) = [100, 200, 400]
+        .into_iter()
+        .find_map(|pods| {
+            let file = topology_file(&format!("stopped-{pods}.yaml"), &many_pods("stopped", pods));
+            let stopped = signal_once_under_way(&sandbox, flags, &file, signal);
+            if stopped.code == Some(0) {
+                // Done before the signal: start from nothing, with more work.
+                assert_ok(&sandbox.netloom(&["destroy", &file]));
+                return None;
+            }
+            Some((pods, file, stopped))
+        })
+        .expect("the apply always finished before the signal could stop it");
+    let err = &stopped.stderr;
+    assert_eq!(stopped.code, Some(128 + signal), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{name}: stopping once the changes under way are done"
+        )),
+        "{err}"
+    );
+    let counts = err
+        .lines()
+        .find_map(|line| line.strip_prefix("stopped: "))
+        .and_then(|rest| {
+            let (done, rest) = rest.split_once(" of ")?;
+            let (total, _) = rest.split_once(' ')?;
+            Some((done.parse::<usize>().ok()?, total.parse::<usize>().ok()?))
+        });
+    let Some((done, total)) = counts else {
+        panic!("no `stopped: D of N changes were made` line:\n{err}");
+    };
+    assert!(0 < done && done < total, "{done} of {total} done:\n{err}");
+    let listed = |what: &str| err.lines().filter(|l| l.starts_with(what)).count();
+    if flags.contains(&"--objects") {
+        assert_eq!(listed("  done     "), done, "{err}");
+        assert_eq!(listed("  not done "), total - done, "{err}");
+    } else {
+        // One line per file object: the bridge and each pod.
+        let (whole, partly, not) = (
+            listed("  done      "),
+            listed("  partly    "),
+            listed("  not done  "),
+        );
+        assert_eq!(whole + partly + not, pods + 1, "{err}");
+        assert!(whole + partly > 0 && partly + not > 0, "{err}");
+        assert!(
+            err.contains("  partly    pod stopped-") || err.contains("  done      pod stopped-"),
+            "{err}"
+        );
+    }
+    assert!(
+        err.contains("the next `netloom apply` finishes it"),
+        "{err}"
+    );
+
+    apply_converged(&sandbox, &file);
+    settle(&sandbox);
+    let Some(fresh) = Sandbox::new() else {
+        return;
+    };
+    assert_ok(&fresh.netloom(&["apply", &file]));
+    settle(&fresh);
+    let (resumed, alone) = (picture(&sandbox), picture(&fresh));
+    assert!(
+        resumed == alone,
+        "an apply stopped by {name} and finished differs from a fresh one\n--- finished\n{resumed}--- fresh\n{alone}"
+    );
+}
+
+#[test]
+fn an_apply_stopped_by_sigint_says_what_is_left_and_the_next_finishes_it() {
+    an_apply_stopped_by(libc::SIGINT, "SIGINT", &[]);
+}
+
+#[test]
+fn an_apply_stopped_by_sigterm_says_what_is_left_and_the_next_finishes_it() {
+    an_apply_stopped_by(libc::SIGTERM, "SIGTERM", &["--objects"]);
 }
 
 #[test]

@@ -332,6 +332,9 @@ fn run_text(
     if run.succeeded() {
         out.push_str("Read back and verified.\n");
     }
+    if run.interrupted {
+        return (out, view::stopped_text(verb, &run.plan, &run.done, owners));
+    }
     (out, err)
 }
 

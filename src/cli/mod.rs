@@ -261,7 +261,12 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff), e.g. `netloom man > netloom.1`.
-    Man,
+    Man {
+        /// Instead, write one page per command into DIR (netloom.1,
+        /// netloom-apply.1, ...), making DIR if need be.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// How human output shows a plan or a run.
@@ -487,7 +492,7 @@ pub fn run(cli: Cli) -> ExitCode {
         ),
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
-        Command::Man => man::run(),
+        Command::Man { dir } => man::run(dir.as_deref()),
     }
 }
 

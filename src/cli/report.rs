@@ -18,7 +18,7 @@ fn sign(action: Action) -> char {
     }
 }
 
-/// One line per change: `+ link -/test0: bridge`, `~ mtu web/eth0: 1500 -> 9000`.
+/// One line per change: `+ link test0 in this machine's namespace: bridge`, `~ mtu web/eth0: 1500 -> 9000`.
 pub fn change_line(change: &Change) -> String {
     let value = match (&change.from, &change.to) {
         (Some(from), Some(to)) => format!(": {} -> {}", from.describe(), to.describe()),

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{EngineError, Options, Snapshot};
 use crate::diagnostics::SourceFile;
-use crate::model::{Change, Mode, Resource, ResourceId, Resources};
+use crate::model::{Change, Mode, OWN_NAMESPACE, Resource, ResourceId, Resources};
 use crate::plan::Plan;
 use crate::state::Record;
 
@@ -230,8 +230,11 @@ fn differences(then: &Basis, now: &Basis) -> Vec<String> {
         found.push(format!("the kernel: the protocol of {id} changed"));
     }
     for (ns, name) in changed_keys(&then.alt_names, &now.alt_names) {
-        let ns = if ns.is_empty() { "-" } else { ns };
-        found.push(format!("the kernel: alternative name {ns}/{name} changed"));
+        let place = match ns.as_str() {
+            "" => format!("{name} in {OWN_NAMESPACE}"),
+            ns => format!("{ns}/{name}"),
+        };
+        found.push(format!("the kernel: alternative name {place} changed"));
     }
     for topology in changed_keys(&then.records, &now.records) {
         found.push(format!("the state record of topology {topology} changed"));

@@ -413,7 +413,7 @@ pub struct Interface {
 /// How a namespace is named in messages.
 pub fn namespace_label(ns: &str) -> String {
     if ns.is_empty() {
-        "this machine's namespace".to_string()
+        crate::model::OWN_NAMESPACE.to_string()
     } else {
         format!("netns {ns}")
     }

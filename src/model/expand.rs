@@ -645,11 +645,13 @@ mod tests {
         let lines = desired(text, &Mode::Lab);
         let port = derived_ifname("t", "web", "eth0");
         assert!(
-            lines.contains(&format!("link -/{port} = veth, peer web/eth0")),
+            lines.contains(&format!(
+                "link {port} in this machine's namespace = veth, peer web/eth0"
+            )),
             "{lines:#?}"
         );
-        assert!(lines.contains(&format!("master -/{port} = br0")));
-        assert!(lines.contains(&format!("mtu -/{port} = 9000")));
+        assert!(lines.contains(&format!("master {port} in this machine's namespace = br0")));
+        assert!(lines.contains(&format!("mtu {port} in this machine's namespace = 9000")));
         assert!(lines.contains(&"mtu web/eth0 = 9000".to_string()));
     }
 
@@ -682,12 +684,12 @@ mod tests {
         };
         let lines = desired(text, &mode);
         assert!(
-            lines.contains(&"link -/cbr0 = bridge".to_string()),
+            lines.contains(&"link cbr0 in this machine's namespace = bridge".to_string()),
             "{lines:#?}"
         );
         assert!(
             lines.contains(
-                &"route -/10.244.2.0/24 metric 0 = 10.244.2.0/24 via 192.168.100.12 metric 0"
+                &"route 10.244.2.0/24 metric 0 in this machine's namespace = 10.244.2.0/24 via 192.168.100.12 metric 0"
                     .to_string()
             )
         );

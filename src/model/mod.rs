@@ -126,12 +126,19 @@ impl ResourceId {
     }
 }
 
+/// The namespace netloom runs in, as messages name it (JSON says `""`).
+pub const OWN_NAMESPACE: &str = "this machine's namespace";
+
+/// `link web/eth0`, and `link test0 in this machine's namespace` for an
+/// object of the machine's own namespace: people read every message,
+/// plan line and log line made from this.
 impl fmt::Display for ResourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ns = if self.ns.is_empty() { "-" } else { &self.ns };
-        match self.kind {
-            Kind::Namespace => write!(f, "namespace {ns}"),
-            kind => write!(f, "{kind} {ns}/{}", self.name),
+        match (self.kind, self.ns.as_str()) {
+            (Kind::Namespace, "") => f.write_str(OWN_NAMESPACE),
+            (Kind::Namespace, ns) => write!(f, "namespace {ns}"),
+            (kind, "") => write!(f, "{kind} {} in {OWN_NAMESPACE}", self.name),
+            (kind, ns) => write!(f, "{kind} {ns}/{}", self.name),
         }
     }
 }
@@ -300,9 +307,11 @@ impl Resource {
             Resource::Namespace => "namespace".to_string(),
             Resource::Sysctl { value } => value.clone(),
             Resource::Link(LinkKind::Bridge) => "bridge".to_string(),
+            Resource::Link(LinkKind::Veth { peer_ns, peer }) if peer_ns.is_empty() => {
+                format!("veth, peer {peer} in {OWN_NAMESPACE}")
+            }
             Resource::Link(LinkKind::Veth { peer_ns, peer }) => {
-                let ns = if peer_ns.is_empty() { "-" } else { peer_ns };
-                format!("veth, peer {ns}/{peer}")
+                format!("veth, peer {peer_ns}/{peer}")
             }
             Resource::Link(LinkKind::Vxlan(v)) => format!(
                 "vxlan vni {} port {} local {} dev {}",

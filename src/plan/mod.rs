@@ -595,8 +595,13 @@ mod tests {
             assert!(pre.iter().all(|&j| j < i));
         }
         let at = |text: &str| lines(&plan).iter().position(|l| l == text).unwrap();
-        assert!(at("Create namespace test") < at("Create link -/testveth0"));
-        assert!(at("Create link -/testveth0") < at("Create address test/eth0 10.0.0.2"));
+        assert!(
+            at("Create namespace test") < at("Create link testveth0 in this machine's namespace")
+        );
+        assert!(
+            at("Create link testveth0 in this machine's namespace")
+                < at("Create address test/eth0 10.0.0.2")
+        );
         assert!(
             at("Create address test/eth0 10.0.0.2") < at("Create route test/0.0.0.0/0 metric 0")
         );
@@ -726,14 +731,19 @@ mod tests {
         let plan_without = plan(&want, &live, &Records::default(), false);
         assert_eq!(plan_without.conflicts.len(), 1);
         assert_eq!(plan_without.conflicts[0].id, ResourceId::link("", "test0"));
+        let on_the_bridge = |c: &Change| c.id.ns.is_empty() && c.id.ifname() == Some("test0");
         assert!(
-            !lines(&plan_without).iter().any(|l| l.contains("-/test0")),
+            !plan_without.changes.iter().any(on_the_bridge),
             "nothing planned on it"
         );
         let adopted = plan(&want, &live, &Records::default(), true);
         assert!(adopted.conflicts.is_empty());
-        assert!(lines(&adopted).contains(&"Create alias -/test0".to_string()));
-        assert!(!lines(&adopted).contains(&"Create link -/test0".to_string()));
+        assert!(
+            lines(&adopted).contains(&"Create alias test0 in this machine's namespace".to_string())
+        );
+        assert!(
+            !lines(&adopted).contains(&"Create link test0 in this machine's namespace".to_string())
+        );
     }
 
     #[test]
@@ -778,7 +788,10 @@ mod tests {
             .into_iter()
             .filter(|l| l.starts_with("Delete"))
             .collect();
-        assert_eq!(deletes, ["Delete address -/test0 10.9.9.1"]);
+        assert_eq!(
+            deletes,
+            ["Delete address test0 10.9.9.1 in this machine's namespace"]
+        );
     }
 
     fn route(to: &str, via: Option<&str>, dev: Option<&str>) -> Resource {
@@ -961,7 +974,9 @@ mod tests {
             false,
         );
         assert!(plan.conflicts.is_empty());
-        assert!(lines(&plan).contains(&"Create alias -/test0".to_string()));
+        assert!(
+            lines(&plan).contains(&"Create alias test0 in this machine's namespace".to_string())
+        );
     }
 
     #[test]

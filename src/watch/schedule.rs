@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::kernel::events::NamespaceChange;
+use crate::model::OWN_NAMESPACE;
 
 /// What the next reconcile must cover. Events that arrive while one runs
 /// merge here, so they make one follow-up, never a queue of them.
@@ -91,7 +92,7 @@ const MAX_NAMED_NAMESPACES: usize = 5;
 
 fn label(ns: &str) -> String {
     if ns.is_empty() {
-        "this machine's namespace".to_string()
+        OWN_NAMESPACE.to_string()
     } else {
         format!("netns {ns}")
     }

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod picture;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -6,6 +6,7 @@
 pub mod objects;
 pub mod picture;
 pub mod status;
+mod svg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -205,6 +206,36 @@ pub fn grouped_changes<'a>(
         }
     }
     (out, counts)
+}
+
+/// What a run stopped by a signal did, one line per file object in plan
+/// order: done, partly done (how far) or not done; the next run finishes
+/// it. (`--objects` lists every kernel object instead: `report`.)
+pub fn stopped_text(verb: &str, plan: &Plan, done: &[bool], owners: &Owners) -> String {
+    let mut progress: BTreeMap<Object, (usize, usize)> = BTreeMap::new();
+    for (change, made) in plan.changes.iter().zip(done) {
+        let (made_here, total) = progress.entry(owners.owner_of(&change.id)).or_default();
+        *made_here += usize::from(*made);
+        *total += 1;
+    }
+    let made = done.iter().filter(|d| **d).count();
+    let mut out = format!(
+        "stopped: {made} of {} changes were made (those under way were finished and recorded):\n",
+        plan.changes.len()
+    );
+    for (object, (made, total)) in &progress {
+        let header = header(object, owners);
+        let _ = match made {
+            0 => writeln!(out, "  not done  {header}"),
+            made if made == total => writeln!(out, "  done      {header}"),
+            made => writeln!(out, "  partly    {header}: {made} of {total} changes"),
+        };
+    }
+    let _ = writeln!(
+        out,
+        "the next `netloom {verb}` finishes it: the plan is recomputed from the kernel"
+    );
+    out
 }
 
 /// How many file objects are made, changed, removed.

@@ -9,7 +9,7 @@ use crate::model::expand::{
     self, NAMESPACE_BASELINE, UNDERLAY_BRIDGE, bridge_ifname, pod_namespace, underlay_interface,
     underlay_namespace,
 };
-use crate::model::{Kind, Mode, ResourceId, derived_ifname};
+use crate::model::{Kind, Mode, OWN_NAMESPACE, ResourceId, derived_ifname};
 use crate::spec::{OwnerKind, Sp, Topology};
 
 /// An object of the topology file. The variant order is the order in
@@ -28,9 +28,6 @@ pub enum Object {
     Namespace(String),
     Interface(String, String),
 }
-
-/// The machine's own namespace, in words.
-pub const OWN_NAMESPACE: &str = "this machine's namespace";
 
 /// A namespace name for people: `""` is the machine's own.
 pub fn namespace_words(ns: &str) -> String {

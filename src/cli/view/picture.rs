@@ -2,8 +2,7 @@
 //! hosts as clusters, bridges and pods inside them, veths as edges
 //! labelled with interface names and addresses, the lab's underlay switch
 //! and the VXLAN overlays. Drawn as DOT, mermaid, or SVG laid out by
-//! netloom itself (layout-rs: a pure-Rust Sugiyama layout that reads
-//! DOT, so the SVG is the DOT picture without needing graphviz).
+//! netloom itself (`svg`: no graphviz needed).
 
 use std::fmt::Write;
 
@@ -13,34 +12,36 @@ use crate::spec::{Interface, OwnerKind, Parsed, Sp, Topology};
 
 /// One thing in the picture.
 #[derive(Debug)]
-struct Node {
+pub(super) struct Node {
     id: String,
-    label: String,
+    pub(super) label: String,
     /// The host cluster it is drawn in (`None`: between hosts).
-    host: Option<String>,
-    shape: &'static str,
+    pub(super) host: Option<String>,
+    pub(super) shape: &'static str,
 }
 
 #[derive(Debug)]
-struct Edge {
-    from: String,
-    to: String,
-    label: String,
-    dashed: bool,
+pub(super) struct Edge {
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) label: String,
+    /// A link's two ends (`from`'s, then `to`'s), which `label` joins.
+    pub(super) ends: Option<[String; 2]>,
+    pub(super) dashed: bool,
 }
 
 /// The network of one file, in one mode.
 #[derive(Debug)]
 pub struct Picture {
-    topology: String,
+    pub(super) topology: String,
     /// Host clusters, in file order (the machine itself when the file has none).
-    hosts: Vec<String>,
-    nodes: Vec<Node>,
-    edges: Vec<Edge>,
+    pub(super) hosts: Vec<String>,
+    pub(super) nodes: Vec<Node>,
+    pub(super) edges: Vec<Edge>,
 }
 
 /// The cluster of the machine netloom runs on, when the file has no hosts.
-const THIS_MACHINE: &str = "this machine";
+pub(super) const THIS_MACHINE: &str = "this machine";
 
 fn addresses_of(addresses: &[Parsed<crate::spec::IfaceAddr>]) -> Vec<String> {
     addresses
@@ -165,12 +166,12 @@ impl Picture {
             if !picture.has(&from) || !picture.has(&to) {
                 continue;
             }
-            let label = format!(
-                "{} — {}",
+            let ends = [
                 end_label(&a.ifname, settings(&a.owner, &a.ifname)),
-                end_label(&b.ifname, settings(&b.owner, &b.ifname))
-            );
-            picture.edge(&from, &to, label, false);
+                end_label(&b.ifname, settings(&b.owner, &b.ifname)),
+            ];
+            picture.edge(&from, &to, format!("{} — {}", ends[0], ends[1]), false);
+            picture.edges.last_mut().expect("just added").ends = Some(ends);
         }
         for (name, overlay) in &spec.overlays {
             let id = format!("overlay:{name}");
@@ -186,7 +187,8 @@ impl Picture {
             let label = format!("overlay {name}\nVXLAN vni {}", overlay.vni.value);
             picture.node(&id, label, None, "octagon");
             for member in members {
-                picture.edge(&id, &member, name.value.clone(), true);
+                // The overlay's node names it: its edges need no label.
+                picture.edge(&id, &member, String::new(), true);
             }
         }
         picture
@@ -206,6 +208,7 @@ impl Picture {
             from: from.to_string(),
             to: to.to_string(),
             label,
+            ends: None,
             dashed,
         });
     }
@@ -304,49 +307,14 @@ impl Picture {
         out
     }
 
-    /// An SVG drawing. layout-rs draws no clusters, so each node names
-    /// its host instead.
-    pub fn to_svg(&self) -> Result<String, String> {
-        let mut dot = String::from("digraph netloom {\n");
-        for (i, node) in self.nodes.iter().enumerate() {
-            let label = match node.host.as_deref() {
-                Some(host) if host != THIS_MACHINE && !node.label.starts_with("host ") => {
-                    format!("{}\non {host}", node.label)
-                }
-                _ => node.label.clone(),
-            };
-            // layout-rs draws boxes and ellipses; colour tells the rest apart.
-            let (shape, fill) = match node.shape {
-                "ellipse" => ("ellipse", "#fff4c2"),
-                "box" => ("box", "#d7e8fa"),
-                "box3d" => ("box", "#e4e4e4"),
-                _ => ("box", "#d9f2d0"),
-            };
-            let _ = writeln!(
-                dot,
-                "  n{i} [label={}, shape={shape}, style=filled, fillcolor=\"{fill}\"];",
-                dot_string(&label)
-            );
-        }
-        for edge in &self.edges {
-            let _ = writeln!(
-                dot,
-                "  {} -- {} [label={}{}];",
-                self.key(&edge.from),
-                self.key(&edge.to),
-                dot_string(&edge.label),
-                if edge.dashed { ", style=dashed" } else { "" }
-            );
-        }
-        dot.push_str("}\n");
-        let mut parser = layout::gv::DotParser::new(&dot);
-        let graph = parser.process()?;
-        let mut builder = layout::gv::GraphBuilder::new();
-        builder.visit_graph(&graph);
-        let mut visual = builder.get();
-        let mut svg = layout::backends::svg::SVGWriter::new();
-        visual.do_it(false, false, false, &mut svg);
-        Ok(svg.finalize())
+    /// An SVG drawing, laid out by netloom itself (no graphviz needed).
+    pub fn to_svg(&self) -> String {
+        super::svg::render(self)
+    }
+
+    /// The position of the node with this id.
+    pub(super) fn index(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
     }
 }
 
