@@ -145,13 +145,15 @@ fn part_in(region: &Region, observed: &Observed) -> Observed {
     }
 }
 
-/// What a run about to make `snapshot.plan` must keep to be undone.
+/// What a run about to make `plan` (computed from `snapshot`) must keep
+/// to be undone.
 pub(super) fn start_snapshot(
     topology: &str,
     snapshot: &Snapshot,
+    plan: &Plan,
     record: &Record,
 ) -> StartSnapshot {
-    let region = region_of(&snapshot.plan);
+    let region = region_of(plan);
     let part = part_in(&region, &snapshot.observed);
     StartSnapshot {
         version: START_VERSION,
