@@ -127,7 +127,7 @@ fn a_link_dump_of_many_datagrams_is_read_whole() {
         return;
     }
     let batch: String = (0..400)
-        .map(|i| format!("link add many{i} type dummy\n"))
+        .map(|i| format!("link add many{i} type bridge\n"))
         .collect();
     sh(&format!("ip -batch - <<'EOF'\n{batch}EOF"));
     let kernel = Kernel::new().expect("kernel");
@@ -149,15 +149,14 @@ fn awaiting_teardown_waits_for_the_peers_and_names_one_that_stays() {
     if !inside_sandbox("awaiting_teardown_waits_for_the_peers_and_names_one_that_stays") {
         return;
     }
-    sh("ip netns add gone && ip link add h1 type veth peer name eth0 netns gone \
-        && ip link add h2 type veth peer name eth1 netns gone && ip link add stays type dummy");
+    sh(
+        "ip netns add gone && ip link add h1 type veth peer name eth0 netns gone \
+        && ip link add h2 type veth peer name eth1 netns gone && ip link add stays type bridge",
+    );
     let kernel = Kernel::new().expect("kernel");
     let rt = runtime();
     sh("ip netns del gone");
-    let ends = [
-        ResourceId::link("", "h1"),
-        ResourceId::link("", "h2"),
-    ];
+    let ends = [ResourceId::link("", "h1"), ResourceId::link("", "h2")];
     rt.block_on(kernel.await_gone(&ends, std::time::Duration::from_secs(10)))
         .expect("the host ends go with the namespace");
     let shown = sh("ip -o link show");
