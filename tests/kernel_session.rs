@@ -118,3 +118,54 @@ fn release_ends_every_namespace_worker() {
     }
     assert_eq!(threads(), before, "the workers are gone");
 }
+
+/// A host namespace's link dump spans many datagrams (a thousand pods'
+/// ports): observe reads it whole, decoding as it goes, and misses none.
+#[test]
+fn a_link_dump_of_many_datagrams_is_read_whole() {
+    if !inside_sandbox("a_link_dump_of_many_datagrams_is_read_whole") {
+        return;
+    }
+    let batch: String = (0..400)
+        .map(|i| format!("link add many{i} type bridge\n"))
+        .collect();
+    sh(&format!("ip -batch - <<'EOF'\n{batch}EOF"));
+    let kernel = Kernel::new().expect("kernel");
+    let observed = runtime()
+        .block_on(kernel.observe(&Scope::namespaces([String::new()])))
+        .expect("observe");
+    let links = observed
+        .resources
+        .keys()
+        .filter(|id| id.kind == Kind::Link && id.name.starts_with("many"))
+        .count();
+    assert_eq!(links, 400, "every link of the dump is observed");
+}
+
+/// What a deleted namespace takes along (the host end of its veth) is
+/// awaited until it is gone; one that stays is a timeout naming it.
+#[test]
+fn awaiting_teardown_waits_for_the_peers_and_names_one_that_stays() {
+    if !inside_sandbox("awaiting_teardown_waits_for_the_peers_and_names_one_that_stays") {
+        return;
+    }
+    sh(
+        "ip netns add gone && ip link add h1 type veth peer name eth0 netns gone \
+        && ip link add h2 type veth peer name eth1 netns gone && ip link add stays type bridge",
+    );
+    let kernel = Kernel::new().expect("kernel");
+    let rt = runtime();
+    sh("ip netns del gone");
+    let ends = [ResourceId::link("", "h1"), ResourceId::link("", "h2")];
+    rt.block_on(kernel.await_gone(&ends, std::time::Duration::from_secs(10)))
+        .expect("the host ends go with the namespace");
+    let shown = sh("ip -o link show");
+    assert!(!shown.contains("h1") && !shown.contains("h2"), "{shown}");
+    let err = rt
+        .block_on(kernel.await_gone(
+            &[ResourceId::link("", "stays")],
+            std::time::Duration::from_millis(100),
+        ))
+        .expect_err("a link nobody deletes stays");
+    assert!(err.to_string().contains("stays"), "{err}");
+}

@@ -300,14 +300,14 @@ impl<K: KernelPort> Engine<K> {
                 }
             }
         }
-        let snapshot = self
+        let mut snapshot = self
             .snapshot(desired, records, extra_scope.clone(), part)
             .await?;
         let plan = match run.saved {
             // Exactly the plan shown, and only if it was computed from
             // what is there now (its fingerprint says).
             Some(saved) => saved.plan_if_current(&snapshot, &self.options)?,
-            None => snapshot.plan.clone(),
+            None => std::mem::take(&mut snapshot.plan),
         };
         let mut execution = Execution::of(plan);
         if run.dry_run || !execution.plan.conflicts.is_empty() {
@@ -331,8 +331,11 @@ impl<K: KernelPort> Engine<K> {
             return Ok((execution, None));
         }
         // What it takes to undo this run, on disk before its first change.
-        let start = rollback::start_snapshot(&topology, &snapshot, &record);
+        let start = rollback::start_snapshot(&topology, &snapshot, &execution.plan, &record);
         self.state.save_start(&start)?;
+        // What was read is planned, and what undoing needs of it saved: let
+        // it go (at a thousand pods the largest thing held) before verify.
+        snapshot.observed = Default::default();
         let plan = &execution.plan;
         let mut journal = self.state.journal(&topology)?;
         tracing::debug!("phase: execute {} changes", plan.changes.len());

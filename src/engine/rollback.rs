@@ -10,7 +10,7 @@
 //! with a journal, reads back and verifies. It is idempotent, so a restore
 //! that is itself killed is finished by the next.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use tokio_util::sync::CancellationToken;
 
 use ipnet::IpNet;
@@ -99,16 +99,23 @@ fn part_in(region: &Region, observed: &Observed) -> Observed {
         .filter_map(|id| Some((id.ns.clone(), id.ifname()?.to_string())))
         .chain(region.interfaces.iter().cloned())
         .chain(region.route_devices.iter().cloned());
+    // The veth holding each peer end, indexed once: a destroy's region
+    // names every interface of every pod, and scanning all that is there
+    // for each of them costs pods squared.
+    let mut holders_of: HashMap<(&str, &str), Vec<&ResourceId>> = HashMap::new();
+    for (holder, resource) in live {
+        if let Resource::Link(LinkKind::Veth { peer_ns, peer }) = resource {
+            holders_of.entry((peer_ns, peer)).or_default().push(holder);
+        }
+    }
+    let interfaces: BTreeSet<(String, String)> = interfaces.collect();
     let mut context = Vec::new();
-    for (ns, ifname) in interfaces {
-        context.push(ResourceId::link(&ns, &ifname));
-        context.push(ResourceId::new(&ns, Kind::Alias, ifname.clone()));
-        let holders = live.iter().filter(|(_, resource)| {
-            matches!(resource, Resource::Link(LinkKind::Veth { peer_ns, peer })
-                if *peer_ns == ns && *peer == ifname)
-        });
-        for (holder, _) in holders {
-            context.push(holder.clone());
+    for (ns, ifname) in &interfaces {
+        context.push(ResourceId::link(ns, ifname));
+        context.push(ResourceId::new(ns, Kind::Alias, ifname.clone()));
+        let holders = holders_of.get(&(ns.as_str(), ifname.as_str()));
+        for holder in holders.into_iter().flatten() {
+            context.push((*holder).clone());
             context.push(ResourceId::new(
                 &holder.ns,
                 Kind::Alias,
@@ -145,13 +152,15 @@ fn part_in(region: &Region, observed: &Observed) -> Observed {
     }
 }
 
-/// What a run about to make `snapshot.plan` must keep to be undone.
+/// What a run about to make `plan` (computed from `snapshot`) must keep
+/// to be undone.
 pub(super) fn start_snapshot(
     topology: &str,
     snapshot: &Snapshot,
+    plan: &Plan,
     record: &Record,
 ) -> StartSnapshot {
-    let region = region_of(&snapshot.plan);
+    let region = region_of(plan);
     let part = part_in(&region, &snapshot.observed);
     StartSnapshot {
         version: START_VERSION,

@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::error::{Context, Result};
-use super::{Kernel, link, namespace_label, netns};
+use super::{Kernel, namespace_label, netns};
 
 /// The multicast groups whose messages mean netloom's objects may differ
 /// from what was last observed. Neighbour events are left out: ordinary
@@ -440,7 +440,8 @@ impl KernelEvents {
             .op(|| format!("duplicate the event socket of {}", namespace_label(ns)))?;
         // The names of the interfaces there now; events after the socket
         // was opened keep them up to date.
-        let names: Interfaces = link::dump_links(&kernel.handle(ns).await?)
+        let names: Interfaces = kernel
+            .links(ns)
             .await?
             .into_iter()
             .map(|link| (link.index, link.name))

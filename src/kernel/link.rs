@@ -10,14 +10,14 @@ use netlink_packet_route::{
     RouteNetlinkMessage,
     link::{
         AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InetDevConf, InfoData, InfoKind,
-        InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, Prop,
+        InfoVeth, InfoVxlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, Prop,
     },
 };
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::{
     error::{Context, KernelError, Result},
-    netlink::request,
+    netlink::{dump_here, request},
     netns::open_netns,
 };
 
@@ -370,16 +370,21 @@ pub struct Link {
     pub link_local: bool,
 }
 
-/// Dumps every link of the handle's namespace.
-pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>> {
-    let messages: Vec<LinkMessage> = handle
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .op(|| "dump links".to_string())?;
-    Ok(messages.iter().map(decode_link).collect())
+/// Every link of the calling thread's namespace (run on its worker).
+pub fn dump_links_here() -> std::io::Result<Vec<Link>> {
+    // Without the counters (IFLA_STATS, IFLA_STATS64, the IPv6 ones),
+    // which netloom never reads: a good part of each message.
+    let mut request = LinkMessage::default();
+    request
+        .attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    dump_here(
+        RouteNetlinkMessage::GetLink(request),
+        |answer| match answer {
+            RouteNetlinkMessage::NewLink(message) => Some(decode_link(&message)),
+            _ => None,
+        },
+    )
 }
 
 pub(super) fn decode_link(message: &LinkMessage) -> Link {

@@ -256,6 +256,14 @@ impl Kernel {
         attached.worker.run(job).await
     }
 
+    /// Every link of namespace `ns`, dumped on its worker (see
+    /// `netlink::dump_here`).
+    async fn links(&self, ns: &str) -> Result<Vec<link::Link>> {
+        self.run_in(ns, link::dump_links_here)
+            .await
+            .op(|| format!("dump links in {}", namespace_label(ns)))
+    }
+
     /// Lets go of a namespace (its worker ends, its socket closes), so that
     /// deleting it really frees it.
     fn forget(&self, ns: &str) {
@@ -327,15 +335,10 @@ impl Kernel {
     /// An interface of a namespace that netloom only reads (a real host's
     /// underlay), if it exists.
     pub async fn interface(&self, ns: &str, ifname: &str) -> Result<Option<Interface>> {
-        let handle = self.handle(ns).await?;
-        let Some(link) = link::dump_links(&handle)
-            .await?
-            .into_iter()
-            .find(|l| l.name == ifname)
-        else {
+        let Some(link) = self.links(ns).await?.into_iter().find(|l| l.name == ifname) else {
             return Ok(None);
         };
-        let addresses = addr::dump_addresses(&handle)
+        let addresses = addr::dump_addresses(&self.handle(ns).await?)
             .await?
             .into_iter()
             .filter(|a| a.index == link.index)
@@ -356,10 +359,10 @@ impl Kernel {
         };
         let mut marked = BTreeSet::new();
         for name in names {
-            let Ok(handle) = self.handle(&name).await else {
+            if self.attached(&name).await.is_err() {
                 continue;
-            };
-            let links = link::dump_links(&handle).await?;
+            }
+            let links = self.links(&name).await?;
             let ours = links.iter().any(|l| {
                 l.name == "lo"
                     && l.alias.as_deref().and_then(crate::model::mark_owner) == Some(topology)
@@ -375,30 +378,42 @@ impl Kernel {
 
     /// Waits until the given interfaces are gone: the kernel tears down a
     /// deleted namespace's veths (and so their peers elsewhere) a little
-    /// after the namespace itself.
+    /// after the namespace itself. One link dump per namespace and round
+    /// proves them all gone at once (a thousand pods' host ends are one
+    /// dump, not a thousand lookups).
     pub async fn await_gone(
         &self,
         interfaces: &[crate::model::ResourceId],
         timeout: Duration,
     ) -> Result<()> {
         let started = Instant::now();
+        let mut by_namespace: BTreeMap<&str, Vec<&crate::model::ResourceId>> = BTreeMap::new();
         for id in interfaces {
+            by_namespace.entry(&id.ns).or_default().push(id);
+        }
+        for (ns, ids) in by_namespace {
             // Gone with its own namespace (an empty file left by a creation
             // killed half way, or a deletion caught half way, is none).
-            if !id.ns.is_empty() && !netns::netns_exists(&id.ns) {
+            if !ns.is_empty() && !netns::netns_exists(ns) {
                 continue;
             }
-            let handle = self.handle(&id.ns).await?;
-            while link::link_index(&handle, &id.name).await?.is_some() {
+            loop {
+                let present: BTreeSet<String> =
+                    self.links(ns).await?.into_iter().map(|l| l.name).collect();
+                let Some(left) = ids.iter().find(|id| present.contains(&id.name)) else {
+                    break;
+                };
                 if started.elapsed() > timeout {
                     return Err(KernelError::new(
-                        format!("wait for {id} to go with its peer's namespace"),
+                        format!("wait for {left} to go with its peer's namespace"),
                         std::io::Error::from(std::io::ErrorKind::TimedOut),
                     ));
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            self.forget_index(&id.ns, &id.name);
+            for id in ids {
+                self.forget_index(ns, &id.name);
+            }
         }
         Ok(())
     }

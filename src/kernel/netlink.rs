@@ -70,3 +70,52 @@ pub async fn request(
     }
     Ok(answer)
 }
+
+/// Runs a dump on a socket of its own, opened in the calling thread's
+/// namespace (a namespace worker's), and decodes each message as it
+/// arrives: at most one datagram's messages are ever held. Keeps what
+/// `decode` makes of each answer (`None`: skipped).
+///
+/// A dump through a `Handle` is not: its connection task reads the whole
+/// answer into its channel before the requester runs, and a host
+/// namespace's link dump (a message per pod, each decoded into some
+/// thirty attributes) is the largest thing netloom holds at a thousand
+/// pods.
+pub fn dump_here<T>(
+    request: RouteNetlinkMessage,
+    mut decode: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+) -> io::Result<Vec<T>> {
+    use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer};
+    use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
+
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.set_netlink_get_strict_chk(true)?;
+    socket.set_ext_ack(true)?;
+    let mut message = NetlinkMessage::from(request);
+    message.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    message.header.sequence_number = 1;
+    message.finalize();
+    let mut bytes = vec![0; message.buffer_len()];
+    message.serialize(&mut bytes);
+    socket.send(&bytes, 0)?;
+    let invalid = |err| io::Error::new(io::ErrorKind::InvalidData, format!("{err}"));
+    let mut decoded = Vec::new();
+    loop {
+        let (datagram, _) = socket.recv_from_full()?;
+        let mut rest = &datagram[..];
+        while !rest.is_empty() {
+            let length = NetlinkBuffer::new_checked(rest).map_err(invalid)?.length() as usize;
+            let answer = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..length])
+                .map_err(invalid)?;
+            match answer.payload {
+                NetlinkPayload::InnerMessage(inner) => decoded.extend(decode(inner)),
+                NetlinkPayload::Done(_) => return Ok(decoded),
+                NetlinkPayload::Error(err) => return Err(err.to_io()),
+                _ => {}
+            }
+            // Messages are 4-byte aligned within a datagram.
+            rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+        }
+    }
+}

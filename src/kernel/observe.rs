@@ -49,11 +49,15 @@ impl Kernel {
             .iter()
             .filter(|(ns, _)| ns.is_empty() || netns::netns_exists(ns))
             .collect();
-        let views: Vec<View> = stream::iter(present)
+        let mut views: Vec<View> = stream::iter(present)
             .map(|(ns, keys)| self.view(ns, keys))
             .buffer_unordered(CONCURRENT_NAMESPACES)
             .try_collect()
             .await?;
+        // This machine's namespace first: it holds the host end of every
+        // pod's veth, so pairing them asks its own socket (still attached)
+        // and no pod needs attaching again.
+        views.sort_by(|a, b| a.ns.cmp(&b.ns));
         for view in &views {
             for link in &view.links {
                 self.remember_index(&view.ns, &link.name, link.index);
@@ -70,7 +74,7 @@ impl Kernel {
     async fn view(&self, ns: &str, sysctl_keys: &BTreeSet<String>) -> Result<View> {
         let handle = self.handle(ns).await?;
         self.about_to_read(ns);
-        let links = link::dump_links(&handle).await?;
+        let links = self.links(ns).await?;
         let addresses = addr::dump_addresses(&handle).await?;
         let routes = route::dump_routes(&handle).await?;
         let tbfs = qdisc::dump_tbfs(&handle).await?;
@@ -131,7 +135,10 @@ impl Kernel {
         let mut peers = HashMap::new();
         for view in views {
             let ns = view.ns.as_str();
-            let handle = self.handle(ns).await?;
+            // Opened only if this namespace has a question to ask: most
+            // pods' ends were paired from the other side already, and
+            // their namespace may no longer be attached.
+            let mut handle = None;
             // What this namespace's ids stand for, and whom it was asked about.
             let mut known: HashMap<i32, &str> = HashMap::new();
             let mut asked: HashSet<&str> = HashSet::new();
@@ -146,13 +153,17 @@ impl Kernel {
                     None => ns,
                     Some(id) => {
                         if !known.contains_key(&id) {
+                            let handle = match &handle {
+                                Some(handle) => handle,
+                                None => handle.insert(self.handle(ns).await?),
+                            };
                             let mut possible: Vec<&str> = candidates
                                 .for_end(end.index, index)
                                 .filter(|c| *c != ns && !asked.contains(c))
                                 .collect();
                             if possible.len() > 1 {
                                 // Best effort: without a hint, ask them all.
-                                let mark = nsid::loopback_alias(&handle, id).await.ok();
+                                let mark = nsid::loopback_alias(handle, id).await.ok();
                                 if let Some(mark) = mark {
                                     possible
                                         .sort_by_key(|c| candidates.marks[c] != mark.as_deref());
@@ -160,7 +171,7 @@ impl Kernel {
                             }
                             for candidate in possible {
                                 asked.insert(candidate);
-                                if let Some(found) = nsid::nsid_of(&handle, candidate).await? {
+                                if let Some(found) = nsid::nsid_of(handle, candidate).await? {
                                     known.insert(found, candidate);
                                     if found == id {
                                         break;
