@@ -107,9 +107,17 @@ impl Kernel {
                 addr::add_address(&handle, &address).await
             }
             Resource::Route(wanted) => {
-                let oif = match &wanted.dev {
-                    Some(dev) => Some(self.index(ns, dev).await?),
-                    None => None,
+                let oif = match (&wanted.dev, wanted.via) {
+                    (Some(dev), _) => Some(self.index(ns, dev).await?),
+                    // Without `dev`, the kernel looks the gateway up in the
+                    // route's own table, where the route being replaced
+                    // may send it out of another interface: a repair goes
+                    // out of the one on whose network the gateway is.
+                    (None, Some(via)) if action == Action::Update => {
+                        let handle = self.handle(ns).await?;
+                        addr::interface_on_network_of(&handle, via).await?
+                    }
+                    (None, _) => None,
                 };
                 let kernel_route = route::Route {
                     dst: wanted.to.network(),
