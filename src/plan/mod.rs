@@ -841,6 +841,45 @@ mod tests {
         assert!(plan.is_empty());
     }
 
+    /// The kernel takes a VNI once per namespace: a VXLAN device renamed
+    /// by hand goes before the declared one is made again.
+    #[test]
+    fn a_renamed_vxlan_goes_before_its_vni_is_taken_again() {
+        let want = desired(&std::fs::read_to_string("examples/vxlan.yaml").unwrap());
+        let renamed = |id: &ResourceId| match id.ifname() {
+            Some("vx70") if id.ns == "vx1" => {
+                ResourceId::new("vx1", id.kind, id.name.replacen("vx70", "hand0", 1))
+            }
+            _ => id.clone(),
+        };
+        let mut live = applied(&want);
+        live.resources = want
+            .iter()
+            .map(|(id, resource)| match resource {
+                Resource::Fdb { dst, .. } if id.ns == "vx1" => {
+                    let ifname = "hand0".to_string();
+                    (renamed(id), Resource::Fdb { ifname, dst: *dst })
+                }
+                _ => (renamed(id), resource.clone()),
+            })
+            .collect();
+        let ctx = Context {
+            topology: "vxlan",
+            claims: &Records::default(),
+            adopt: false,
+        };
+        let plan = diff(&want, &live, &ctx).expect("no dependency cycle");
+        let lines = lines(&plan);
+        let at = |line: &str| {
+            lines
+                .iter()
+                .position(|l| l == line)
+                .unwrap_or_else(|| panic!("no {line}: {lines:#?}"))
+        };
+        let (gone, made) = (at("Delete link vx1/hand0"), at("Create link vx1/vx70"));
+        assert!(plan.prerequisites[made].contains(&gone), "{lines:#?}");
+    }
+
     /// In place, not deleted and made again: removing an interface's last
     /// IPv4 address makes the kernel flush every route out of it.
     #[test]
