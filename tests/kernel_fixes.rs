@@ -683,36 +683,3 @@ fn a_sysctl_the_kernel_cannot_set_is_refused_before_anything_changes() {
         );
     }
 }
-
-/// Hand-made drift in a namespace netloom created is seen and removed:
-/// `status` exits 2, and one `apply` restores exactly the picture before
-/// (`ip -j` of links, addresses, routes of every table). Covered here: an
-/// address added to `lo`, and a route that only claims `proto kernel`
-/// (the kernel made no such route for an address). Both used to be
-/// invisible: status said in sync, apply left them.
-#[test]
-fn hand_made_drift_in_an_owned_namespace_is_seen_and_removed() {
-    let Some(sandbox) = Sandbox::new() else {
-        return;
-    };
-    let file = "examples/seed.yaml";
-    apply_converged(&sandbox, file);
-    let before = support::ns_snapshot(&sandbox, "test");
-    for drift in [
-        "ip -n test addr add 10.99.0.1/32 dev lo",
-        "ip -n test -6 addr add fd00:99::1/128 dev lo",
-        "ip -n test route add 10.98.0.0/16 dev eth0 proto kernel",
-        "ip -n test route add 10.0.0.0/24 dev eth0 proto kernel metric 7",
-    ] {
-        sandbox.sh(drift);
-        assert_exit(&sandbox.netloom(&["status", file]), 2);
-        assert_ok(&sandbox.netloom(&["apply", file]));
-        assert_eq!(
-            support::ns_snapshot(&sandbox, "test"),
-            before,
-            "after `{drift}` and one apply"
-        );
-    }
-    // The kernel's own subnet route of an address is not drift.
-    assert_exit(&sandbox.netloom(&["status", file]), 0);
-}

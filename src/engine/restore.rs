@@ -7,7 +7,9 @@
 //! key (`net.ipv4.conf.eth0.rp_filter`) starts from its `default` sibling.
 //! An MTU set on a veth end that stays goes back to the kernel's default
 //! for a new veth; one set on a bridge to what a new one would take from
-//! its ports (the lowest of theirs, 1500 without ports).
+//! its ports (the lowest of theirs, 1500 without ports). A VXLAN device's
+//! MTU is always declared, its underlay's minus the overhead (see
+//! `model::expand`): there is none to put back.
 
 use std::collections::BTreeSet;
 use std::io;

@@ -80,6 +80,18 @@ pub async fn dump_addresses(handle: &Handle) -> Result<Vec<Address>> {
     Ok(messages.iter().filter_map(decode_address).collect())
 }
 
+/// The interface with an address on whose network `ip` is (the most
+/// specific one), other than `ip` itself: where a gateway is reached.
+pub async fn interface_on_network_of(handle: &Handle, ip: IpAddr) -> Result<Option<u32>> {
+    let addresses = dump_addresses(handle).await?;
+    Ok(addresses
+        .iter()
+        .filter(|a| a.ip != ip)
+        .filter(|a| ipnet::IpNet::new(a.ip, a.prefix_len).is_ok_and(|net| net.contains(&ip)))
+        .max_by_key(|a| a.prefix_len)
+        .map(|a| a.index))
+}
+
 fn decode_address(message: &AddressMessage) -> Option<Address> {
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's on
     // point-to-point links, and the only one IPv6 sends.

@@ -39,6 +39,11 @@ impl Kernel {
         let id = &change.id;
         tracing::trace!("request: {:?} {id}", change.action);
         match (change.action, &change.to, &change.from) {
+            (
+                Action::Update,
+                Some(Resource::Address { ifname, address }),
+                Some(Resource::Address { address: old, .. }),
+            ) => self.readdress(&id.ns, ifname, *old, *address).await,
             (Action::Create | Action::Update, Some(to), _) => self.set(id, to, change.action).await,
             (Action::Delete, _, Some(from)) => self.remove(id, from).await,
             _ => Err(KernelError::new(
@@ -102,9 +107,17 @@ impl Kernel {
                 addr::add_address(&handle, &address).await
             }
             Resource::Route(wanted) => {
-                let oif = match &wanted.dev {
-                    Some(dev) => Some(self.index(ns, dev).await?),
-                    None => None,
+                let oif = match (&wanted.dev, wanted.via) {
+                    (Some(dev), _) => Some(self.index(ns, dev).await?),
+                    // Without `dev`, the kernel looks the gateway up in the
+                    // route's own table, where the route being replaced
+                    // may send it out of another interface: a repair goes
+                    // out of the one on whose network the gateway is.
+                    (None, Some(via)) if action == Action::Update => {
+                        let handle = self.handle(ns).await?;
+                        addr::interface_on_network_of(&handle, via).await?
+                    }
+                    (None, _) => None,
                 };
                 let kernel_route = route::Route {
                     dst: wanted.to.network(),
@@ -128,6 +141,35 @@ impl Kernel {
                     &[libc::EEXIST],
                 )
             }
+        }
+    }
+
+    /// An address given a new prefix length. IPv4 holds one IP with two
+    /// prefix lengths: the new one is added before the old goes, since
+    /// removing an interface's last IPv4 address flushes every route out
+    /// of it. IPv6 holds one IP once: the old goes first.
+    async fn readdress(
+        &self,
+        ns: &str,
+        ifname: &str,
+        old: ipnet::IpNet,
+        new: ipnet::IpNet,
+    ) -> Result<()> {
+        let old = self.kernel_address(ns, ifname, &old).await?;
+        let new = self.kernel_address(ns, ifname, &new).await?;
+        let handle = self.handle(ns).await?;
+        let delete_old = || async {
+            tolerate(
+                addr::delete_address(&handle, &old).await,
+                &[libc::EADDRNOTAVAIL],
+            )
+        };
+        if new.ip.is_ipv4() {
+            addr::add_address(&handle, &new).await?;
+            delete_old().await
+        } else {
+            delete_old().await?;
+            addr::add_address(&handle, &new).await
         }
     }
 

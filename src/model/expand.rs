@@ -720,4 +720,31 @@ mod tests {
             );
         }
     }
+
+    /// A VXLAN device's MTU is always declared (its underlay's minus the
+    /// overhead, 50 over IPv4 and 70 over IPv6), whatever the file sets:
+    /// it is never left to the kernel, so it never needs putting back
+    /// (engine::restore).
+    #[test]
+    fn every_vxlan_device_has_its_mtu_declared() {
+        let text = "name: v\nhosts:\n  n1: { underlay: U1 }\n  n2: { underlay: U2 }\nbridges:\n  b1: { host: n1, ifname: br0, mtu: 9000 }\n  b2: { host: n2, ifname: br0 }\noverlays:\n  vx42: { vni: 42, bridges: [b1, b2] }\n";
+        let host = |underlay_mtu| Mode::Host {
+            name: "n1".to_string(),
+            underlay_mtu: Some(underlay_mtu),
+        };
+        for (underlays, mode, mtu) in [
+            (("192.168.100.11/24", "192.168.100.12/24"), Mode::Lab, 1450),
+            (("fd00::11/64", "fd00::12/64"), Mode::Lab, 1430),
+            (("192.168.100.11/24", "192.168.100.12/24"), host(9000), 8950),
+            (("fd00::11/64", "fd00::12/64"), host(1500), 1430),
+        ] {
+            let text = text.replace("U1", underlays.0).replace("U2", underlays.1);
+            let lines = desired(&text, &mode);
+            let expected = match mode {
+                Mode::Lab => format!("mtu n1/vx42 = {mtu}"),
+                Mode::Host { .. } => format!("mtu vx42 in this machine's namespace = {mtu}"),
+            };
+            assert!(lines.contains(&expected), "{mode:?}: {lines:#?}");
+        }
+    }
 }

@@ -286,15 +286,12 @@ impl Resource {
     /// Whether a difference can be fixed in place; otherwise the object is
     /// deleted and created again (a veth's peer, a VXLAN's parameters).
     pub fn updates_in_place(&self) -> bool {
-        !matches!(
-            self,
-            Resource::Link(_) | Resource::Namespace | Resource::Address { .. }
-        )
+        !matches!(self, Resource::Link(_) | Resource::Namespace)
     }
 
     /// An address, and the name it goes by: interface and IP (an IPv6
     /// address is one per interface whatever its prefix; a new prefix
-    /// length replaces the address).
+    /// length changes the address in place).
     pub fn address(ifname: &str, address: IpNet) -> (String, Resource) {
         let name = format!("{ifname} {}", address.addr());
         let ifname = ifname.to_string();

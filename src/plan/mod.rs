@@ -179,6 +179,7 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
 
     let mut changes: Vec<Change> = Vec::new();
     let mut replaced: Vec<&ResourceId> = Vec::new();
+    let mut readdressed: Vec<&ResourceId> = Vec::new();
     for (id, want) in desired {
         if is_blocked(id) {
             continue;
@@ -197,7 +198,12 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
             }
             Some(have) if want.is_satisfied_by(have) => {}
             Some(have) if want.updates_in_place() => {
-                changes.push(change(Action::Update, id, Some(have), Some(want)))
+                changes.push(change(Action::Update, id, Some(have), Some(want)));
+                // A new prefix length: the routes through the address
+                // are planned again, as for a replaced object.
+                if id.kind == Kind::Address {
+                    readdressed.push(id);
+                }
             }
             Some(have) => {
                 // The kernel cannot change it in place: delete, then create.
@@ -272,7 +278,12 @@ pub fn diff(desired: &Resources, observed: &Observed, ctx: &Context) -> Result<P
                 .any(|end| vanishing_interfaces.contains(end))
         })
         .map(|(id, _)| id);
-    let roots: Vec<&ResourceId> = replaced.iter().copied().chain(reborn).collect();
+    let roots: Vec<&ResourceId> = replaced
+        .iter()
+        .copied()
+        .chain(readdressed)
+        .chain(reborn)
+        .collect();
     recreate_dependents(&mut changes, &roots, desired, live);
 
     // Built once: looking the leaving veths up per deleted namespace by a
@@ -830,24 +841,59 @@ mod tests {
         assert!(plan.is_empty());
     }
 
+    /// The kernel takes a VNI once per namespace: a VXLAN device renamed
+    /// by hand goes before the declared one is made again.
     #[test]
-    fn a_new_prefix_length_replaces_the_address() {
+    fn a_renamed_vxlan_goes_before_its_vni_is_taken_again() {
+        let want = desired(&std::fs::read_to_string("examples/vxlan.yaml").unwrap());
+        let renamed = |id: &ResourceId| match id.ifname() {
+            Some("vx70") if id.ns == "vx1" => {
+                ResourceId::new("vx1", id.kind, id.name.replacen("vx70", "hand0", 1))
+            }
+            _ => id.clone(),
+        };
+        let mut live = applied(&want);
+        live.resources = want
+            .iter()
+            .map(|(id, resource)| match resource {
+                Resource::Fdb { dst, .. } if id.ns == "vx1" => {
+                    let ifname = "hand0".to_string();
+                    (renamed(id), Resource::Fdb { ifname, dst: *dst })
+                }
+                _ => (renamed(id), resource.clone()),
+            })
+            .collect();
+        let ctx = Context {
+            topology: "vxlan",
+            claims: &Records::default(),
+            adopt: false,
+        };
+        let plan = diff(&want, &live, &ctx).expect("no dependency cycle");
+        let lines = lines(&plan);
+        let at = |line: &str| {
+            lines
+                .iter()
+                .position(|l| l == line)
+                .unwrap_or_else(|| panic!("no {line}: {lines:#?}"))
+        };
+        let (gone, made) = (at("Delete link vx1/hand0"), at("Create link vx1/vx70"));
+        assert!(plan.prerequisites[made].contains(&gone), "{lines:#?}");
+    }
+
+    /// In place, not deleted and made again: removing an interface's last
+    /// IPv4 address makes the kernel flush every route out of it.
+    #[test]
+    fn a_new_prefix_length_changes_the_address_in_place() {
         let old = seed();
         let text = std::fs::read_to_string("examples/seed.yaml").unwrap();
         let new = desired(&text.replace("10.0.0.2/24", "10.0.0.2/16"));
         let plan = plan(&new, &applied(&old), &Records::default(), false);
         let lines = lines(&plan);
-        assert_eq!(
-            &lines[..2],
-            [
-                "Delete address test/eth0 10.0.0.2",
-                "Create address test/eth0 10.0.0.2"
-            ]
-        );
-        assert_eq!(plan.prerequisites[1], vec![0]);
+        assert_eq!(lines[0], "Update address test/eth0 10.0.0.2");
         // The default route through it is made again, after.
-        assert_eq!(lines[2], "Update route test/0.0.0.0/0 metric 0");
-        assert!(plan.prerequisites[2].contains(&1));
+        assert_eq!(lines[1], "Update route test/0.0.0.0/0 metric 0");
+        assert!(plan.prerequisites[1].contains(&0));
+        assert_eq!(lines.len(), 2, "{lines:#?}");
     }
 
     #[test]

@@ -4,15 +4,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::link_ends;
 use crate::graph::{Cycle, Graph, topological_sort};
-use crate::model::{Action, Change, Kind, Resource, ResourceId, Resources};
+use crate::model::{Action, Change, Kind, LinkKind, Resource, ResourceId, Resources};
 
 /// Orders changes: creates and updates after what they depend on (in the
 /// desired graph), deletes before what they depend on (in the live graph),
 /// a replaced object's create after its delete, a delete that frees an
-/// interface name (by itself, or by the namespace it takes along) before
-/// the create that needs it, and add before delete: an address goes only
-/// once the new addresses of its interface are there, a route once the new
-/// routes of its namespace are.
+/// interface name (by itself, or by the namespace it takes along) or a
+/// VXLAN device's VNI before the create that needs it, and add before
+/// delete: an address goes only once the new addresses of its interface
+/// are there, a route once the new routes of its namespace are.
 pub(super) fn order(
     changes: Vec<Change>,
     desired: &Resources,
@@ -44,7 +44,17 @@ pub(super) fn order(
         }
     }
     let mut freed_names: HashMap<(&str, &str), usize> = HashMap::new();
+    // The kernel takes a (VNI, port) once per namespace: a VXLAN device
+    // made again under another name waits for the old one to go.
+    let mut freed_vnis: HashMap<(&str, u32, u16), Vec<usize>> = HashMap::new();
     for (i, c) in changes.iter().enumerate() {
+        if let (Action::Delete, Some(Resource::Link(LinkKind::Vxlan(vxlan)))) = (c.action, &c.from)
+        {
+            freed_vnis
+                .entry((c.id.ns.as_str(), vxlan.vni, vxlan.port))
+                .or_default()
+                .push(i);
+        }
         match (c.action, &c.from) {
             (Action::Delete, Some(from)) if c.id.kind == Kind::Link => {
                 freed_names.extend(link_ends(&c.id, from).into_iter().map(|end| (end, i)));
@@ -75,6 +85,10 @@ pub(super) fn order(
                 {
                     for end in link_ends(&c.id, to) {
                         pre.extend(freed_names.get(&end));
+                    }
+                    if let Resource::Link(LinkKind::Vxlan(vxlan)) = to {
+                        let key = (c.id.ns.as_str(), vxlan.vni, vxlan.port);
+                        pre.extend(freed_vnis.get(&key).into_iter().flatten());
                     }
                 }
             }
