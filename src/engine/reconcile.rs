@@ -9,8 +9,8 @@ use std::time::Instant;
 use super::destroy::{DestroyTarget, restore_set};
 use super::rollback::{self, Rollback};
 use super::{
-    Engine, EngineError, Execution, KernelPort, Progress, SavedPlan, Snapshot, restore, scheduler,
-    sysctls,
+    Engine, EngineError, Execution, Expansion, KernelPort, Progress, SavedPlan, Snapshot, host,
+    restore, scheduler, sysctls,
 };
 use crate::kernel::{KernelError, Scope};
 use crate::model::{Action, Desired, Kind, LinkKind, Resource, ResourceId};
@@ -113,15 +113,30 @@ impl<K: KernelPort> Engine<K> {
     pub(super) async fn reconcile_repair(
         &self,
         topology: &Topology,
+        expansion: &Expansion,
         touched: &Touched,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
         let _lock = self.state.lock(self.options.lock_timeout)?;
-        let mut desired = self.desired(topology).await?;
-        let part = Part::of(&desired, touched);
-        desired
-            .resources
-            .retain(|id, _| part.namespaces.contains(&id.ns) && !part.outside.contains(id));
+        let mode = host::resolve_mode(&self.kernel, topology, &self.options.mode).await?;
+        let expanded_now;
+        let whole = if mode == expansion.mode {
+            &expansion.desired
+        } else {
+            // The underlay's MTU changed since: overlay MTUs follow it.
+            expanded_now = crate::model::expand(topology, &mode);
+            &expanded_now
+        };
+        let part = Part::of(whole, touched);
+        let desired = Desired {
+            topology: whole.topology.clone(),
+            resources: whole
+                .resources
+                .iter()
+                .filter(|(id, _)| part.namespaces.contains(&id.ns) && !part.outside.contains(id))
+                .map(|(id, resource)| (id.clone(), resource.clone()))
+                .collect(),
+        };
         // A repair is atomic: `watch` never leaves drift half repaired.
         let run = Run {
             goal: Goal::Repair,
@@ -208,6 +223,7 @@ impl<K: KernelPort> Engine<K> {
             scope
                 .namespaces
                 .retain(|ns, _| part.namespaces.contains(ns));
+            scope.only_interfaces = part.only_interfaces.clone();
             // A value to restore outside the part waits for a full apply.
             desired
                 .resources
@@ -224,6 +240,13 @@ impl<K: KernelPort> Engine<K> {
             observed
                 .route_protocols
                 .retain(|id, _| !part.outside.contains(id));
+            // Where only some interfaces were read, what the file has on
+            // the others was not looked at: it is neither missing nor
+            // checked. What was read is, even if the file puts it on
+            // another interface (a route moved by hand is moved back).
+            desired.resources.retain(|id, resource| {
+                part.in_view(id, resource) || observed.resources.contains_key(id)
+            });
         }
         tracing::info!(
             namespaces = scope.namespaces.len(),
@@ -457,6 +480,11 @@ impl Touched {
 pub(super) struct Part {
     namespaces: BTreeSet<String>,
     outside: BTreeSet<ResourceId>,
+    /// Namespaces of the part looked at for some interfaces only (read by
+    /// name, not dumped): those kernel events named there, the far ends of
+    /// the veths touched, and the loopback. Work proportional to the drift:
+    /// one port of a bridge namespace holding a thousand.
+    only_interfaces: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Part {
@@ -492,6 +520,7 @@ impl Part {
         Part {
             namespaces,
             outside,
+            only_interfaces: BTreeMap::new(),
         }
     }
 
@@ -509,25 +538,87 @@ impl Part {
         // an event on one port of a shared bridge namespace would otherwise
         // pull in every pod.
         let mut namespaces: BTreeSet<String> = touched.namespaces.keys().cloned().collect();
+        // The far ends of the veths touched, by namespace.
+        let mut reached: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for (id, peer_ns, peer) in veths() {
             if touched.touches(&id.ns, &id.name) {
                 namespaces.insert(peer_ns.clone());
+                reached.entry(peer_ns).or_default().insert(peer.clone());
             }
             if touched.touches(peer_ns, peer) {
                 namespaces.insert(id.ns.clone());
+                reached.entry(&id.ns).or_default().insert(id.name.clone());
             }
         }
-        let outside = veths()
-            .filter(|(id, peer_ns, _)| {
-                !(namespaces.contains(&id.ns) && namespaces.contains(peer_ns.as_str()))
+        let only_interfaces = namespaces
+            .iter()
+            .filter_map(|ns| {
+                let mut names = match touched.namespaces.get(ns) {
+                    // Anything in it may have changed: all of it.
+                    Some(None) => return None,
+                    Some(Some(named)) => named.clone(),
+                    None => BTreeSet::new(),
+                };
+                // A route without a device can leave by any interface:
+                // only a whole read finds it.
+                if routes_without_device(desired, ns) {
+                    return None;
+                }
+                names.extend(reached.get(ns.as_str()).into_iter().flatten().cloned());
+                // What marks the namespace netloom's.
+                names.insert(LOOPBACK.to_string());
+                Some((ns.clone(), names))
             })
-            .map(|(id, _, _)| id.clone())
             .collect();
-        Part {
+        let mut part = Part {
             namespaces,
-            outside,
-        }
+            outside: BTreeSet::new(),
+            only_interfaces,
+        };
+        // Both ends: the one seen, its peer unseen, is a stranger veth
+        // under its own name.
+        part.outside = veths()
+            .filter(|(id, peer_ns, peer)| {
+                !(part.sees_interface(&id.ns, &id.name) && part.sees_interface(peer_ns, peer))
+            })
+            .flat_map(|(id, peer_ns, peer)| [id.clone(), ResourceId::link(peer_ns, peer)])
+            .collect();
+        part
     }
+
+    /// Whether the part reads this interface.
+    fn sees_interface(&self, ns: &str, ifname: &str) -> bool {
+        self.namespaces.contains(ns)
+            && self
+                .only_interfaces
+                .get(ns)
+                .is_none_or(|names| names.contains(ifname))
+    }
+
+    /// Whether the part reads where this object lives: its namespace, and
+    /// where that is read in part, its interface.
+    fn in_view(&self, id: &ResourceId, resource: &Resource) -> bool {
+        let Some(names) = self.only_interfaces.get(&id.ns) else {
+            return self.namespaces.contains(&id.ns);
+        };
+        let ifname = match (id.kind, resource) {
+            (Kind::Namespace, _) => return true,
+            (Kind::Route, Resource::Route(route)) => route.dev.as_deref(),
+            (Kind::Sysctl, _) => crate::graph::sysctl_interface(&id.name),
+            _ => id.ifname(),
+        };
+        ifname.is_some_and(|ifname| names.contains(ifname))
+    }
+}
+
+/// The loopback every namespace has.
+const LOOPBACK: &str = "lo";
+
+/// Whether the file routes something in `ns` without naming the device.
+fn routes_without_device(desired: &Desired, ns: &str) -> bool {
+    desired.resources.iter().any(|(id, resource)| {
+        id.ns == ns && matches!(resource, Resource::Route(route) if route.dev.is_none())
+    })
 }
 
 impl<K: KernelPort> Engine<K> {

@@ -531,15 +531,16 @@ fn a_repair_looks_only_at_its_namespaces_and_mends_what_drifted_there() {
 
     // Another pod is in order, and so is the bridge's side it is joined
     // to: nothing to do there, nothing written.
+    let expansion = block_on(engine.expand(&topology)).unwrap();
     let elsewhere = Touched::anywhere_in(["exp-server".to_string()]);
-    let run = block_on(engine.repair(&topology, &elsewhere, &Quiet)).unwrap();
+    let run = block_on(engine.repair(&topology, &expansion, &elsewhere, &Quiet)).unwrap();
     assert!(run.succeeded() && run.plan.is_empty(), "{:?}", run.plan);
     assert_eq!(engine.kernel().writes().len(), writes);
 
     // Where it drifted, exactly the address comes back, and the record
     // (which describes the whole topology) is left as it was.
-    let run =
-        block_on(engine.repair(&topology, &Touched::anywhere_in([id.ns.clone()]), &Quiet)).unwrap();
+    let there = Touched::anywhere_in([id.ns.clone()]);
+    let run = block_on(engine.repair(&topology, &expansion, &there, &Quiet)).unwrap();
     assert!(run.succeeded());
     let planned: Vec<_> = run.plan.changes.iter().map(|c| (c.action, &c.id)).collect();
     assert_eq!(planned, [(Action::Create, &id)]);

@@ -36,20 +36,44 @@ use error::{Context, Result};
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
     pub namespaces: BTreeMap<String, BTreeSet<String>>,
+    /// Namespaces of `namespaces` read in part only: these interfaces, with
+    /// what is on them (addresses, routes out of them, qdiscs, flood
+    /// entries), looked up by name instead of dumping every link. A
+    /// repair's way to read one port of a thousand-port bridge namespace.
+    pub only_interfaces: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Scope {
     pub fn namespaces(names: impl IntoIterator<Item = String>) -> Scope {
         Scope {
             namespaces: names.into_iter().map(|n| (n, BTreeSet::new())).collect(),
+            only_interfaces: BTreeMap::new(),
         }
     }
 
+    /// Both scopes: a namespace either reads whole is read whole.
     pub fn merge(mut self, other: Scope) -> Scope {
+        let whole = |scope: &Scope, ns: &str| {
+            scope.namespaces.contains_key(ns) && !scope.only_interfaces.contains_key(ns)
+        };
+        let mut only = BTreeMap::new();
+        for (ns, names) in self.only_interfaces.iter().chain(&other.only_interfaces) {
+            if !whole(&self, ns) && !whole(&other, ns) {
+                only.entry(ns.clone())
+                    .or_insert_with(BTreeSet::new)
+                    .extend(names.iter().cloned());
+            }
+        }
         for (ns, keys) in other.namespaces {
             self.namespaces.entry(ns).or_default().extend(keys);
         }
+        self.only_interfaces = only;
         self
+    }
+
+    /// The interfaces read in `ns`, if only some are.
+    pub fn interfaces_in(&self, ns: &str) -> Option<&BTreeSet<String>> {
+        self.only_interfaces.get(ns)
     }
 }
 
@@ -335,7 +359,7 @@ impl Kernel {
     /// An interface of a namespace that netloom only reads (a real host's
     /// underlay), if it exists.
     pub async fn interface(&self, ns: &str, ifname: &str) -> Result<Option<Interface>> {
-        let Some(link) = self.links(ns).await?.into_iter().find(|l| l.name == ifname) else {
+        let Some(link) = link::link_named(&self.handle(ns).await?, ifname).await? else {
             return Ok(None);
         };
         let addresses = addr::dump_addresses(&self.handle(ns).await?)
