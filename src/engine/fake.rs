@@ -325,7 +325,9 @@ impl KernelPort for FakeKernel {
                 .iter()
                 .filter(|((ns, _), name)| {
                     scope.namespaces.contains_key(ns)
-                        && scope.interfaces_in(ns).is_none_or(|names| names.contains(*name))
+                        && scope
+                            .interfaces_in(ns)
+                            .is_none_or(|names| names.contains(*name))
                 })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),

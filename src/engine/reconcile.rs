@@ -204,9 +204,18 @@ impl<K: KernelPort> Engine<K> {
         extra: Scope,
         part: Option<&Part>,
     ) -> Result<Snapshot, EngineError> {
+        // A repair needs what the record says of its part only: a
+        // thousand pods' record is read once, not walked three times.
+        let record_in_part = part.and_then(|part| {
+            let record = records.get(&desired.topology)?;
+            Some(record.within(&part.namespaces))
+        });
+        let record = record_in_part
+            .as_ref()
+            .or_else(|| records.get(&desired.topology));
         let restores = restore::restores(
             &desired,
-            records.get(&desired.topology),
+            record,
             |ns| self.kernel.namespace_exists(ns),
             |keys| self.kernel.fresh_namespace_sysctls(keys),
         )
@@ -218,7 +227,7 @@ impl<K: KernelPort> Engine<K> {
         })?;
         let restored: BTreeSet<ResourceId> = restores.keys().cloned().collect();
         desired.resources.extend(restores);
-        let mut scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        let mut scope = scope_of(&desired, record).merge(extra);
         if let Some(part) = part {
             scope
                 .namespaces
@@ -316,9 +325,12 @@ impl<K: KernelPort> Engine<K> {
             .collect();
         if !run.dry_run {
             self.state.recover(&records, &topology)?;
-            // A deletion killed between unmount and unlink left a file.
-            for ns in record.all_namespaces() {
-                if self.kernel.remove_leftover_namespace(&ns).unwrap_or(false) {
+            // A deletion killed between unmount and unlink left a file
+            // (one outside a repair's part waits for the next full run).
+            let made = record.all_namespaces();
+            let in_part = |ns: &String| part.is_none_or(|part| part.namespaces.contains(ns));
+            for ns in made.iter().filter(|ns| in_part(ns)) {
+                if self.kernel.remove_leftover_namespace(ns).unwrap_or(false) {
                     tracing::info!("removed the leftover file of deleted namespace {ns}");
                 }
             }
@@ -432,11 +444,16 @@ impl<K: KernelPort> Engine<K> {
             execution.unverified_conflicts = again.plan.conflicts;
         }
         // Even after the journal failed, the record may still fit; if it
-        // does not, the journal stays for the next run to fold in.
-        let recorded = self
-            .state
-            .save(&record)
-            .and_then(|()| self.state.finish_journal(journal));
+        // does not, the journal stays for the next run to fold in. A
+        // repair puts back what the record already says (as on disk:
+        // `recover` saved what a killed run's journal added): nothing to
+        // write, where a thousand pods' record costs what the repair does.
+        let saved = if record == start.record {
+            Ok(())
+        } else {
+            self.state.save(&record)
+        };
+        let recorded = saved.and_then(|()| self.state.finish_journal(journal));
         if let Err(err) = recorded {
             unrecorded.get_or_insert(err);
         }
@@ -704,9 +721,10 @@ mod tests {
         let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
         assert_eq!(names, ["", "a", "c"]);
         // b's veth has an end outside: looked at from "" alone it would
-        // seem a stranger, so the repair leaves it be.
-        let outside: Vec<&str> = part.outside.iter().map(|id| id.name.as_str()).collect();
-        assert_eq!(outside, ["veth-b"]);
+        // seem a stranger, so the repair leaves it be (either end: from b
+        // alone, the end there would seem one too).
+        let outside: Vec<String> = part.outside.iter().map(|id| id.to_string()).collect();
+        assert_eq!(outside, ["link -/veth-b", "link b/eth0"]);
     }
 
     #[test]
@@ -726,11 +744,56 @@ mod tests {
         let part = Part::of(&desired, &touched);
         let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
         assert_eq!(names, ["", "b"]);
-        let outside: Vec<&str> = part.outside.iter().map(|id| id.name.as_str()).collect();
-        assert_eq!(outside, ["veth-a"]);
-        // Anything in it: every pod of it.
+        // Both ends of the veth to a: the port unread, the pod not looked at.
+        let outside: Vec<String> = part.outside.iter().map(|id| id.to_string()).collect();
+        assert_eq!(outside, ["link -/veth-a", "link a/eth0"]);
+        // The port named, and the pod's end it reaches: read by name.
+        let read = |ns: &str| part.only_interfaces[ns].iter().cloned().collect::<Vec<_>>();
+        assert_eq!(read(""), ["lo", "veth-b"]);
+        assert_eq!(read("b"), ["eth0", "lo"]);
+        // Anything in it: every pod of it, and all of it read.
         let part = Part::of(&desired, &Touched::anywhere_in([String::new()]));
         assert_eq!(part.namespaces.len(), 3);
         assert!(part.outside.is_empty());
+        assert_eq!(part.only_interfaces.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_namespace_with_a_route_by_any_device_is_read_whole() {
+        let route = |to: &str, dev: Option<&str>| {
+            let to: ipnet::IpNet = to.parse().unwrap();
+            let route = crate::model::Route {
+                to,
+                metric: 0,
+                via: None,
+                dev: dev.map(String::from),
+                table: crate::model::MAIN_TABLE,
+            };
+            let id = ResourceId::new("", Kind::Route, crate::model::Route::id_name(&to, 0, 254));
+            (id, Resource::Route(route))
+        };
+        let with = |extra: (ResourceId, Resource)| Desired {
+            topology: "t".to_string(),
+            resources: [veth("", "veth-a", "a"), veth("", "veth-b", "b"), extra]
+                .into_iter()
+                .collect(),
+        };
+        let touched = Touched {
+            namespaces: BTreeMap::from([("a".to_string(), None)]),
+        };
+        // A route out of a named device: the part reads what is on veth-a.
+        let desired = with(route("10.1.0.0/16", Some("veth-a")));
+        let part = Part::of(&desired, &touched);
+        assert!(part.only_interfaces.contains_key(""));
+        let (id, resource) = desired
+            .resources
+            .iter()
+            .find(|(id, _)| id.kind == Kind::Route)
+            .unwrap();
+        assert!(part.in_view(id, resource));
+        // One by whatever device the kernel picks: only a whole read finds it.
+        let desired = with(route("10.2.0.0/16", None));
+        let part = Part::of(&desired, &touched);
+        assert!(!part.only_interfaces.contains_key(""));
     }
 }
