@@ -119,13 +119,15 @@ impl<K: KernelPort> Engine<K> {
     ) -> Result<Execution, EngineError> {
         let _lock = self.state.lock(self.options.lock_timeout)?;
         let mode = host::resolve_mode(&self.kernel, topology, &self.options.mode).await?;
-        let expanded_now;
-        let whole = if mode == expansion.mode {
-            &expansion.desired
+        let (expanded_now, anywhere);
+        let (whole, touched) = if mode == expansion.mode {
+            (&expansion.desired, touched)
         } else {
-            // The underlay's MTU changed since: overlay MTUs follow it.
+            // The underlay's MTU changed since: overlay MTUs follow it,
+            // on interfaces no event named.
             expanded_now = crate::model::expand(topology, &mode);
-            &expanded_now
+            anywhere = Touched::anywhere_in(touched.namespaces.keys().cloned());
+            (&expanded_now, &anywhere)
         };
         let part = Part::of(whole, touched);
         let desired = Desired {

@@ -445,6 +445,36 @@ fn host_mode_follows_the_underlay_mtu_and_leaves_the_underlay_alone() {
 }
 
 #[test]
+fn a_repair_follows_an_underlay_mtu_changed_since_the_file_was_expanded() {
+    let state = TempState::new("host-mtu-repair");
+    let engine = engine(real_host("192.168.70.11/24"), &state, host("vx1"));
+    let topology = topology("vxlan.yaml");
+    assert!(apply(&engine, &topology).succeeded());
+    let expansion = block_on(engine.expand(&topology)).unwrap();
+    let underlay_mtu = ResourceId::new("", Kind::Mtu, "eth0");
+    let change = Change {
+        action: Action::Update,
+        id: underlay_mtu,
+        from: Some(Resource::Mtu { mtu: 9000 }),
+        to: Some(Resource::Mtu { mtu: 1500 }),
+        takes_along: Vec::new(),
+    };
+    block_on(engine.kernel().execute(&change)).unwrap();
+    // The event names the underlay only; the VXLAN's MTU follows it all
+    // the same, as a full apply would make it.
+    let touched = Touched {
+        namespaces: BTreeMap::from([(String::new(), Some(BTreeSet::from(["eth0".to_string()])))]),
+    };
+    let run = block_on(engine.repair(&topology, &expansion, &touched, &Quiet)).unwrap();
+    assert!(run.succeeded(), "{:#?}", run.plan);
+    assert_eq!(
+        engine.kernel().live().resources[&ResourceId::new("", Kind::Mtu, "vx70")],
+        Resource::Mtu { mtu: 1450 }
+    );
+    assert!(apply(&engine, &topology).plan.is_empty());
+}
+
+#[test]
 fn destroy_restores_the_values_a_topology_replaced() {
     let state = TempState::new("restore");
     let engine = engine(real_host("192.168.60.11/24"), &state, host("h1"));
