@@ -619,8 +619,7 @@ fn a_repair_wakes_no_reconcile_with_its_own_writes() {
         );
         // The kernel's side, not netloom's word: once what the repair set
         // off has died down, nothing writes over netlink any more (a loop
-        // of re-applies would keep it busy). Its marker routes wake a
-        // reconcile that finds nothing to do: let it pass.
+        // of re-applies would keep it busy).
         let monitor = Monitor::start(&sandbox, &everywhere(&sandbox));
         monitor.quiet();
         std::thread::sleep(Duration::from_millis(700));
@@ -630,7 +629,6 @@ fn a_repair_wakes_no_reconcile_with_its_own_writes() {
             "after `{drift}` was repaired, netlink writes went on: {written:#?}\n{}",
             watch.log()
         );
-        idle(&watch);
     }
     assert_eq!(watch.stop(), Some(0));
     fs::remove_dir_all(dir).unwrap();
