@@ -457,3 +457,46 @@ pub fn namespace_label(ns: &str) -> String {
         format!("netns {ns}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_either_scope_reads_whole_stays_whole_when_merged() {
+        let part = |ns: &str, names: &[&str]| Scope {
+            namespaces: [(ns.to_string(), BTreeSet::new())].into(),
+            only_interfaces: [(
+                ns.to_string(),
+                names.iter().map(|n| n.to_string()).collect(),
+            )]
+            .into(),
+        };
+        // Two parts of one namespace: both parts.
+        let merged = part("a", &["eth0"]).merge(part("a", &["eth1"]));
+        let names: Vec<&str> = merged
+            .interfaces_in("a")
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, ["eth0", "eth1"]);
+        // A part and the whole: the whole, whichever comes first.
+        let whole = Scope::namespaces(["a".to_string()]);
+        assert!(
+            part("a", &["eth0"])
+                .merge(whole.clone())
+                .interfaces_in("a")
+                .is_none()
+        );
+        assert!(
+            whole
+                .merge(part("a", &["eth0"]))
+                .interfaces_in("a")
+                .is_none()
+        );
+        // A part of a namespace the other does not read stays a part.
+        let merged = part("a", &["eth0"]).merge(Scope::namespaces(["b".to_string()]));
+        assert!(merged.interfaces_in("a").is_some() && merged.interfaces_in("b").is_none());
+    }
+}
