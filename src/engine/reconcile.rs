@@ -725,8 +725,10 @@ mod tests {
         // b's veth has an end outside: looked at from "" alone it would
         // seem a stranger, so the repair leaves it be (either end: from b
         // alone, the end there would seem one too).
-        let outside: Vec<String> = part.outside.iter().map(|id| id.to_string()).collect();
-        assert_eq!(outside, ["link -/veth-b", "link b/eth0"]);
+        let outside: Vec<(&str, &str)> = (part.outside.iter())
+            .map(|id| (id.ns.as_str(), id.name.as_str()))
+            .collect();
+        assert_eq!(outside, [("", "veth-b"), ("b", "eth0")]);
     }
 
     #[test]
@@ -747,8 +749,10 @@ mod tests {
         let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
         assert_eq!(names, ["", "b"]);
         // Both ends of the veth to a: the port unread, the pod not looked at.
-        let outside: Vec<String> = part.outside.iter().map(|id| id.to_string()).collect();
-        assert_eq!(outside, ["link -/veth-a", "link a/eth0"]);
+        let outside: Vec<(&str, &str)> = (part.outside.iter())
+            .map(|id| (id.ns.as_str(), id.name.as_str()))
+            .collect();
+        assert_eq!(outside, [("", "veth-a"), ("a", "eth0")]);
         // The port named, and the pod's end it reaches: read by name.
         let read = |ns: &str| part.only_interfaces[ns].iter().cloned().collect::<Vec<_>>();
         assert_eq!(read(""), ["lo", "veth-b"]);
