@@ -579,12 +579,13 @@ fn a_repair_wakes_no_reconcile_with_its_own_writes() {
     let mut watch = Watching::start(&sandbox, &file, &dir);
     let address = "ip -n dp -j addr show eth0 | grep -q '\"10.31.0.2\"'";
     wait_until(&sandbox, address, &mut watch);
-    // The kernel settles new interfaces by itself for a while (IPv6): let
-    // that pass, until a second goes by without a reconcile.
+    // The kernel settles new interfaces by itself for a while (IPv6: a
+    // port's duplicate address detection ends a second or more after it
+    // came up): let that pass, until two seconds go by without a reconcile.
     let idle = |watch: &Watching| {
         let mut count = watch.reconciles();
         loop {
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_secs(2));
             let now = watch.reconciles();
             if now == count {
                 break;
