@@ -5,6 +5,7 @@
 //! an hour, so every repair here comes from an event.
 
 mod common;
+mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Sandbox, netloom_bin};
+use support::{Monitor, everywhere};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -577,17 +579,21 @@ fn a_repair_wakes_no_reconcile_with_its_own_writes() {
     let mut watch = Watching::start(&sandbox, &file, &dir);
     let address = "ip -n dp -j addr show eth0 | grep -q '\"10.31.0.2\"'";
     wait_until(&sandbox, address, &mut watch);
-    // The kernel settles new interfaces by itself for a while (IPv6): let
-    // that pass, until a second goes by without a reconcile.
-    let mut count = watch.reconciles();
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = watch.reconciles();
-        if now == count {
-            break;
+    // The kernel settles new interfaces by itself for a while (IPv6: a
+    // port's duplicate address detection ends a second or more after it
+    // came up): let that pass, until two seconds go by without a reconcile.
+    let idle = |watch: &Watching| {
+        let mut count = watch.reconciles();
+        loop {
+            std::thread::sleep(Duration::from_secs(2));
+            let now = watch.reconciles();
+            if now == count {
+                break;
+            }
+            count = now;
         }
-        count = now;
-    }
+    };
+    idle(&watch);
     let drifts = [
         ("ip -n dp addr flush dev eth0", address),
         (
@@ -610,6 +616,18 @@ fn a_repair_wakes_no_reconcile_with_its_own_writes() {
             watch.reconciles(),
             before + 1,
             "after `{drift}`, one reconcile only: {}",
+            watch.log()
+        );
+        // The kernel's side, not netloom's word: once what the repair set
+        // off has died down, nothing writes over netlink any more (a loop
+        // of re-applies would keep it busy).
+        let monitor = Monitor::start(&sandbox, &everywhere(&sandbox));
+        monitor.quiet();
+        std::thread::sleep(Duration::from_millis(700));
+        let written = monitor.events(&sandbox);
+        assert!(
+            written.is_empty(),
+            "after `{drift}` was repaired, netlink writes went on: {written:#?}\n{}",
             watch.log()
         );
     }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::topology::{TopologyError, report_topology_error, topology_from_source};
 use super::{KernelArgs, block_on, exit, report};
-use crate::engine::{DestroyTarget, Engine, Execution, Progress, Touched};
+use crate::engine::{DestroyTarget, Engine, Execution, Expansion, Progress, Touched};
 use crate::kernel::events::KernelEvents;
 use crate::logging::WATCH_TARGET;
 use crate::model::{Action, Change};
@@ -105,6 +105,9 @@ struct Watch {
     /// The namespaces the file puts objects in, and how many objects.
     scope: BTreeSet<String>,
     objects: usize,
+    /// The file expanded, kept for repairs until it changes (`None`: it
+    /// could not be, and every reconcile is a full one, which says why).
+    expansion: Option<Expansion>,
     /// The scope is to be worked out again (the file changed).
     scope_stale: bool,
     backoff: Backoff,
@@ -153,6 +156,7 @@ impl Watch {
             _server: server,
             scope: BTreeSet::new(),
             objects: 0,
+            expansion: None,
             scope_stale: true,
             backoff: Backoff::new(RETRY_FIRST, RETRY_AT_MOST),
             ready: false,
@@ -319,20 +323,25 @@ impl Watch {
         }
         // Atomic, like every repair: a reconcile that fails half way puts
         // back what it found, instead of leaving a half-made network.
-        let result = if work.is_full() {
-            let keep = std::future::ready(Ok(()));
-            self.engine
-                .apply_atomic(&self.topology, &Silent, keep)
-                .await
-        } else {
-            let touched = Touched {
-                namespaces: work
-                    .namespaces
-                    .iter()
-                    .map(|(ns, change)| (ns.clone(), change.touched().cloned()))
-                    .collect(),
-            };
-            self.engine.repair(&self.topology, &touched, &Silent).await
+        let result = match &self.expansion {
+            Some(expansion) if !work.is_full() => {
+                let touched = Touched {
+                    namespaces: work
+                        .namespaces
+                        .iter()
+                        .map(|(ns, change)| (ns.clone(), change.touched().cloned()))
+                        .collect(),
+                };
+                self.engine
+                    .repair(&self.topology, expansion, &touched, &Silent)
+                    .await
+            }
+            _ => {
+                let keep = std::future::ready(Ok(()));
+                self.engine
+                    .apply_atomic(&self.topology, &Silent, keep)
+                    .await
+            }
         };
         // What the reconcile's readings saw (its own writes among it) needs
         // no follow-up: drop it before anything else is looked at.
@@ -400,13 +409,17 @@ impl Watch {
         Ok(())
     }
 
-    /// Works out which namespaces the file puts objects in.
+    /// Expands the file anew, and works out which namespaces it puts
+    /// objects in.
     async fn refresh_scope(&mut self) {
-        match self.engine.desired_of(&self.topology).await {
-            Ok(desired) => {
+        self.expansion = None;
+        match self.engine.expand(&self.topology).await {
+            Ok(expansion) => {
+                let desired = &expansion.desired;
                 self.scope = desired.resources.keys().map(|id| id.ns.clone()).collect();
                 self.objects = desired.resources.len();
                 self.scope_stale = false;
+                self.expansion = Some(expansion);
             }
             // The reconcile about to run says why, with the same error.
             Err(err) => tracing::debug!("cannot expand the topology yet: {err}"),

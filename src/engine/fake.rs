@@ -49,6 +49,8 @@ struct Inner {
     settings_requests: Vec<Vec<ResourceId>>,
     /// The namespaces of every observation, in order.
     observations: Vec<BTreeSet<String>>,
+    /// Of every observation, the namespaces read in part, and what of them.
+    partial_reads: Vec<BTreeMap<String, BTreeSet<String>>>,
     /// The sysctls of a namespace just made (`fresh_namespace_sysctls`).
     fresh_sysctls: BTreeMap<String, String>,
     /// Sysctls that cannot be written, and why (`unwritable_sysctls`).
@@ -112,6 +114,12 @@ impl FakeKernel {
     /// The namespaces each observation so far asked for, in order.
     pub fn observations(&self) -> Vec<BTreeSet<String>> {
         self.inner().observations.clone()
+    }
+
+    /// Of each observation so far, the namespaces it read for some
+    /// interfaces only, and which (`Scope::only_interfaces`).
+    pub fn partial_reads(&self) -> Vec<BTreeMap<String, BTreeSet<String>>> {
+        self.inner().partial_reads.clone()
     }
 
     /// How many times the engine let go of all it held.
@@ -278,13 +286,27 @@ impl KernelPort for FakeKernel {
         let mut inner = self.inner();
         let namespaces = scope.namespaces.keys().cloned().collect();
         inner.observations.push(namespaces);
+        inner.partial_reads.push(scope.only_interfaces.clone());
+        let live = &inner.live;
+        // As the kernel reads a namespace in part: the interfaces named,
+        // what is on them, and the sysctls asked for.
+        let on_interfaces_read = |id: &ResourceId| {
+            let Some(names) = scope.interfaces_in(&id.ns) else {
+                return true;
+            };
+            let ifname = match (id.kind, live.resources.get(id)) {
+                (Kind::Namespace | Kind::Sysctl, _) => return true,
+                (Kind::Route, Some(Resource::Route(route))) => route.dev.as_deref(),
+                _ => id.ifname(),
+            };
+            ifname.is_some_and(|ifname| names.contains(ifname))
+        };
         let in_scope = |id: &ResourceId| match scope.namespaces.get(&id.ns) {
             // Sysctls are read only where asked for, as /proc/sys is.
             Some(keys) if id.kind == Kind::Sysctl => keys.contains(&id.name),
-            Some(_) => inner.exists(&id.ns),
+            Some(_) => inner.exists(&id.ns) && on_interfaces_read(id),
             None => false,
         };
-        let live = &inner.live;
         Ok(Observed {
             resources: live
                 .resources
@@ -301,7 +323,12 @@ impl KernelPort for FakeKernel {
             alt_names: live
                 .alt_names
                 .iter()
-                .filter(|((ns, _), _)| scope.namespaces.contains_key(ns))
+                .filter(|((ns, _), name)| {
+                    scope.namespaces.contains_key(ns)
+                        && scope
+                            .interfaces_in(ns)
+                            .is_none_or(|names| names.contains(*name))
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         })

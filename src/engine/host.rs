@@ -14,8 +14,19 @@ pub(super) async fn desired<K: KernelPort>(
     topology: &Topology,
     mode: &Mode,
 ) -> Result<Desired, EngineError> {
+    let mode = resolve_mode(kernel, topology, mode).await?;
+    Ok(model::expand(topology, &mode))
+}
+
+/// The mode a topology expands in on this machine: in host mode, once the
+/// underlay is checked, with its MTU (which overlay MTUs follow).
+pub(super) async fn resolve_mode<K: KernelPort>(
+    kernel: &K,
+    topology: &Topology,
+    mode: &Mode,
+) -> Result<Mode, EngineError> {
     let Mode::Host { name, .. } = mode else {
-        return Ok(model::expand(topology, mode));
+        return Ok(mode.clone());
     };
     let host = topology
         .hosts
@@ -27,11 +38,10 @@ pub(super) async fn desired<K: KernelPort>(
     if let Some(wanted) = wanted {
         check_underlay(name, ifname, wanted, underlay.as_ref())?;
     }
-    let mode = Mode::Host {
+    Ok(Mode::Host {
         name: name.clone(),
         underlay_mtu: underlay.map(|interface| interface.mtu),
-    };
-    Ok(model::expand(topology, &mode))
+    })
 }
 
 /// This machine is host `host` only if its underlay holds the address.
@@ -88,8 +98,10 @@ pub(super) async fn forwarding_warning<K: KernelPort>(
         return Ok(None);
     }
     let key = "net.ipv4.ip_forward";
+    // The sysctl only: no interface of this machine's namespace.
     let scope = Scope {
         namespaces: [(String::new(), [key.to_string()].into())].into(),
+        only_interfaces: [(String::new(), Default::default())].into(),
     };
     let observed = kernel.observe(&scope).await?;
     let forwards = observed

@@ -172,6 +172,15 @@ pub struct Snapshot {
     pub plan: Plan,
 }
 
+/// A topology expanded: a thousand pods take a while, and a repair of one
+/// need not pay that again while the file stays the same.
+pub struct Expansion {
+    /// The mode it was expanded in (in host mode, with the underlay's MTU
+    /// as it was then: a repair that finds it changed expands again).
+    mode: Mode,
+    pub desired: Desired,
+}
+
 /// The kernel side of a topology, for the commands that read or change it.
 pub struct Engine<K: KernelPort = Kernel> {
     kernel: K,
@@ -342,21 +351,29 @@ impl<K: KernelPort> Engine<K> {
 
     /// Makes the kernel match the topology where it was `touched` only,
     /// then verifies that: `watch` repairing drift where kernel events came
-    /// from.
+    /// from. `expansion` is the topology's, kept since the file last
+    /// changed (`expand`).
     pub async fn repair(
         &self,
         topology: &Topology,
+        expansion: &Expansion,
         touched: &Touched,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
-        self.releasing(self.reconcile_repair(topology, touched, progress))
+        self.releasing(self.reconcile_repair(topology, expansion, touched, progress))
             .await
     }
 
     /// What the topology expands to on this machine (in host mode, this
-    /// host's part), without looking at the kernel beyond the host checks.
-    pub async fn desired_of(&self, topology: &Topology) -> Result<Desired, EngineError> {
-        self.releasing(self.desired(topology)).await
+    /// host's part), without looking at the kernel beyond the host checks;
+    /// kept by `watch` for its repairs.
+    pub async fn expand(&self, topology: &Topology) -> Result<Expansion, EngineError> {
+        self.releasing(async {
+            let mode = host::resolve_mode(&self.kernel, topology, &self.options.mode).await?;
+            let desired = model::expand(topology, &mode);
+            Ok(Expansion { mode, desired })
+        })
+        .await
     }
 
     /// Removes everything a topology owns and restores the values it

@@ -9,8 +9,8 @@ use std::time::Instant;
 use super::destroy::{DestroyTarget, restore_set};
 use super::rollback::{self, Rollback};
 use super::{
-    Engine, EngineError, Execution, KernelPort, Progress, SavedPlan, Snapshot, restore, scheduler,
-    sysctls,
+    Engine, EngineError, Execution, Expansion, KernelPort, Progress, SavedPlan, Snapshot, host,
+    restore, scheduler, sysctls,
 };
 use crate::kernel::{KernelError, Scope};
 use crate::model::{Action, Desired, Kind, LinkKind, Resource, ResourceId};
@@ -113,15 +113,32 @@ impl<K: KernelPort> Engine<K> {
     pub(super) async fn reconcile_repair(
         &self,
         topology: &Topology,
+        expansion: &Expansion,
         touched: &Touched,
         progress: &dyn Progress,
     ) -> Result<Execution, EngineError> {
         let _lock = self.state.lock(self.options.lock_timeout)?;
-        let mut desired = self.desired(topology).await?;
-        let part = Part::of(&desired, touched);
-        desired
-            .resources
-            .retain(|id, _| part.namespaces.contains(&id.ns) && !part.outside.contains(id));
+        let mode = host::resolve_mode(&self.kernel, topology, &self.options.mode).await?;
+        let (expanded_now, anywhere);
+        let (whole, touched) = if mode == expansion.mode {
+            (&expansion.desired, touched)
+        } else {
+            // The underlay's MTU changed since: overlay MTUs follow it,
+            // on interfaces no event named.
+            expanded_now = crate::model::expand(topology, &mode);
+            anywhere = Touched::anywhere_in(touched.namespaces.keys().cloned());
+            (&expanded_now, &anywhere)
+        };
+        let part = Part::of(whole, touched);
+        let desired = Desired {
+            topology: whole.topology.clone(),
+            resources: whole
+                .resources
+                .iter()
+                .filter(|(id, _)| part.namespaces.contains(&id.ns) && !part.outside.contains(id))
+                .map(|(id, resource)| (id.clone(), resource.clone()))
+                .collect(),
+        };
         // A repair is atomic: `watch` never leaves drift half repaired.
         let run = Run {
             goal: Goal::Repair,
@@ -189,9 +206,18 @@ impl<K: KernelPort> Engine<K> {
         extra: Scope,
         part: Option<&Part>,
     ) -> Result<Snapshot, EngineError> {
+        // A repair needs what the record says of its part only: a
+        // thousand pods' record is read once, not walked three times.
+        let record_in_part = part.and_then(|part| {
+            let record = records.get(&desired.topology)?;
+            Some(record.within(&part.namespaces))
+        });
+        let record = record_in_part
+            .as_ref()
+            .or_else(|| records.get(&desired.topology));
         let restores = restore::restores(
             &desired,
-            records.get(&desired.topology),
+            record,
             |ns| self.kernel.namespace_exists(ns),
             |keys| self.kernel.fresh_namespace_sysctls(keys),
         )
@@ -203,11 +229,12 @@ impl<K: KernelPort> Engine<K> {
         })?;
         let restored: BTreeSet<ResourceId> = restores.keys().cloned().collect();
         desired.resources.extend(restores);
-        let mut scope = scope_of(&desired, records.get(&desired.topology)).merge(extra);
+        let mut scope = scope_of(&desired, record).merge(extra);
         if let Some(part) = part {
             scope
                 .namespaces
                 .retain(|ns, _| part.namespaces.contains(ns));
+            scope.only_interfaces = part.only_interfaces.clone();
             // A value to restore outside the part waits for a full apply.
             desired
                 .resources
@@ -224,6 +251,13 @@ impl<K: KernelPort> Engine<K> {
             observed
                 .route_protocols
                 .retain(|id, _| !part.outside.contains(id));
+            // Where only some interfaces were read, what the file has on
+            // the others was not looked at: it is neither missing nor
+            // checked. What was read is, even if the file puts it on
+            // another interface (a route moved by hand is moved back).
+            desired.resources.retain(|id, resource| {
+                part.in_view(id, resource) || observed.resources.contains_key(id)
+            });
         }
         tracing::info!(
             namespaces = scope.namespaces.len(),
@@ -293,9 +327,12 @@ impl<K: KernelPort> Engine<K> {
             .collect();
         if !run.dry_run {
             self.state.recover(&records, &topology)?;
-            // A deletion killed between unmount and unlink left a file.
-            for ns in record.all_namespaces() {
-                if self.kernel.remove_leftover_namespace(&ns).unwrap_or(false) {
+            // A deletion killed between unmount and unlink left a file
+            // (one outside a repair's part waits for the next full run).
+            let made = record.all_namespaces();
+            let in_part = |ns: &String| part.is_none_or(|part| part.namespaces.contains(ns));
+            for ns in made.iter().filter(|ns| in_part(ns)) {
+                if self.kernel.remove_leftover_namespace(ns).unwrap_or(false) {
                     tracing::info!("removed the leftover file of deleted namespace {ns}");
                 }
             }
@@ -409,11 +446,16 @@ impl<K: KernelPort> Engine<K> {
             execution.unverified_conflicts = again.plan.conflicts;
         }
         // Even after the journal failed, the record may still fit; if it
-        // does not, the journal stays for the next run to fold in.
-        let recorded = self
-            .state
-            .save(&record)
-            .and_then(|()| self.state.finish_journal(journal));
+        // does not, the journal stays for the next run to fold in. A
+        // repair puts back what the record already says (as on disk:
+        // `recover` saved what a killed run's journal added): nothing to
+        // write, where a thousand pods' record costs what the repair does.
+        let saved = if record == start.record {
+            Ok(())
+        } else {
+            self.state.save(&record)
+        };
+        let recorded = saved.and_then(|()| self.state.finish_journal(journal));
         if let Err(err) = recorded {
             unrecorded.get_or_insert(err);
         }
@@ -457,6 +499,11 @@ impl Touched {
 pub(super) struct Part {
     namespaces: BTreeSet<String>,
     outside: BTreeSet<ResourceId>,
+    /// Namespaces of the part looked at for some interfaces only (read by
+    /// name, not dumped): those kernel events named there, the far ends of
+    /// the veths touched, and the loopback. Work proportional to the drift:
+    /// one port of a bridge namespace holding a thousand.
+    only_interfaces: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Part {
@@ -492,6 +539,7 @@ impl Part {
         Part {
             namespaces,
             outside,
+            only_interfaces: BTreeMap::new(),
         }
     }
 
@@ -509,25 +557,87 @@ impl Part {
         // an event on one port of a shared bridge namespace would otherwise
         // pull in every pod.
         let mut namespaces: BTreeSet<String> = touched.namespaces.keys().cloned().collect();
+        // The far ends of the veths touched, by namespace.
+        let mut reached: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for (id, peer_ns, peer) in veths() {
             if touched.touches(&id.ns, &id.name) {
                 namespaces.insert(peer_ns.clone());
+                reached.entry(peer_ns).or_default().insert(peer.clone());
             }
             if touched.touches(peer_ns, peer) {
                 namespaces.insert(id.ns.clone());
+                reached.entry(&id.ns).or_default().insert(id.name.clone());
             }
         }
-        let outside = veths()
-            .filter(|(id, peer_ns, _)| {
-                !(namespaces.contains(&id.ns) && namespaces.contains(peer_ns.as_str()))
+        let only_interfaces = namespaces
+            .iter()
+            .filter_map(|ns| {
+                let mut names = match touched.namespaces.get(ns) {
+                    // Anything in it may have changed: all of it.
+                    Some(None) => return None,
+                    Some(Some(named)) => named.clone(),
+                    None => BTreeSet::new(),
+                };
+                // A route without a device can leave by any interface:
+                // only a whole read finds it.
+                if routes_without_device(desired, ns) {
+                    return None;
+                }
+                names.extend(reached.get(ns.as_str()).into_iter().flatten().cloned());
+                // What marks the namespace netloom's.
+                names.insert(LOOPBACK.to_string());
+                Some((ns.clone(), names))
             })
-            .map(|(id, _, _)| id.clone())
             .collect();
-        Part {
+        let mut part = Part {
             namespaces,
-            outside,
-        }
+            outside: BTreeSet::new(),
+            only_interfaces,
+        };
+        // Both ends: the one seen, its peer unseen, is a stranger veth
+        // under its own name.
+        part.outside = veths()
+            .filter(|(id, peer_ns, peer)| {
+                !(part.sees_interface(&id.ns, &id.name) && part.sees_interface(peer_ns, peer))
+            })
+            .flat_map(|(id, peer_ns, peer)| [id.clone(), ResourceId::link(peer_ns, peer)])
+            .collect();
+        part
     }
+
+    /// Whether the part reads this interface.
+    fn sees_interface(&self, ns: &str, ifname: &str) -> bool {
+        self.namespaces.contains(ns)
+            && self
+                .only_interfaces
+                .get(ns)
+                .is_none_or(|names| names.contains(ifname))
+    }
+
+    /// Whether the part reads where this object lives: its namespace, and
+    /// where that is read in part, its interface.
+    fn in_view(&self, id: &ResourceId, resource: &Resource) -> bool {
+        let Some(names) = self.only_interfaces.get(&id.ns) else {
+            return self.namespaces.contains(&id.ns);
+        };
+        let ifname = match (id.kind, resource) {
+            (Kind::Namespace, _) => return true,
+            (Kind::Route, Resource::Route(route)) => route.dev.as_deref(),
+            (Kind::Sysctl, _) => crate::graph::sysctl_interface(&id.name),
+            _ => id.ifname(),
+        };
+        ifname.is_some_and(|ifname| names.contains(ifname))
+    }
+}
+
+/// The loopback every namespace has.
+const LOOPBACK: &str = "lo";
+
+/// Whether the file routes something in `ns` without naming the device.
+fn routes_without_device(desired: &Desired, ns: &str) -> bool {
+    desired.resources.iter().any(|(id, resource)| {
+        id.ns == ns && matches!(resource, Resource::Route(route) if route.dev.is_none())
+    })
 }
 
 impl<K: KernelPort> Engine<K> {
@@ -613,9 +723,12 @@ mod tests {
         let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
         assert_eq!(names, ["", "a", "c"]);
         // b's veth has an end outside: looked at from "" alone it would
-        // seem a stranger, so the repair leaves it be.
-        let outside: Vec<&str> = part.outside.iter().map(|id| id.name.as_str()).collect();
-        assert_eq!(outside, ["veth-b"]);
+        // seem a stranger, so the repair leaves it be (either end: from b
+        // alone, the end there would seem one too).
+        let outside: Vec<(&str, &str)> = (part.outside.iter())
+            .map(|id| (id.ns.as_str(), id.name.as_str()))
+            .collect();
+        assert_eq!(outside, [("", "veth-b"), ("b", "eth0")]);
     }
 
     #[test]
@@ -635,11 +748,58 @@ mod tests {
         let part = Part::of(&desired, &touched);
         let names: Vec<&str> = part.namespaces.iter().map(String::as_str).collect();
         assert_eq!(names, ["", "b"]);
-        let outside: Vec<&str> = part.outside.iter().map(|id| id.name.as_str()).collect();
-        assert_eq!(outside, ["veth-a"]);
-        // Anything in it: every pod of it.
+        // Both ends of the veth to a: the port unread, the pod not looked at.
+        let outside: Vec<(&str, &str)> = (part.outside.iter())
+            .map(|id| (id.ns.as_str(), id.name.as_str()))
+            .collect();
+        assert_eq!(outside, [("", "veth-a"), ("a", "eth0")]);
+        // The port named, and the pod's end it reaches: read by name.
+        let read = |ns: &str| part.only_interfaces[ns].iter().cloned().collect::<Vec<_>>();
+        assert_eq!(read(""), ["lo", "veth-b"]);
+        assert_eq!(read("b"), ["eth0", "lo"]);
+        // Anything in it: every pod of it, and all of it read.
         let part = Part::of(&desired, &Touched::anywhere_in([String::new()]));
         assert_eq!(part.namespaces.len(), 3);
         assert!(part.outside.is_empty());
+        assert_eq!(part.only_interfaces.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_namespace_with_a_route_by_any_device_is_read_whole() {
+        let route = |to: &str, dev: Option<&str>| {
+            let to: ipnet::IpNet = to.parse().unwrap();
+            let route = crate::model::Route {
+                to,
+                metric: 0,
+                via: None,
+                dev: dev.map(String::from),
+                table: crate::model::MAIN_TABLE,
+            };
+            let id = ResourceId::new("", Kind::Route, crate::model::Route::id_name(&to, 0, 254));
+            (id, Resource::Route(route))
+        };
+        let with = |extra: (ResourceId, Resource)| Desired {
+            topology: "t".to_string(),
+            resources: [veth("", "veth-a", "a"), veth("", "veth-b", "b"), extra]
+                .into_iter()
+                .collect(),
+        };
+        let touched = Touched {
+            namespaces: BTreeMap::from([("a".to_string(), None)]),
+        };
+        // A route out of a named device: the part reads what is on veth-a.
+        let desired = with(route("10.1.0.0/16", Some("veth-a")));
+        let part = Part::of(&desired, &touched);
+        assert!(part.only_interfaces.contains_key(""));
+        let (id, resource) = desired
+            .resources
+            .iter()
+            .find(|(id, _)| id.kind == Kind::Route)
+            .unwrap();
+        assert!(part.in_view(id, resource));
+        // One by whatever device the kernel picks: only a whole read finds it.
+        let desired = with(route("10.2.0.0/16", None));
+        let part = Part::of(&desired, &touched);
+        assert!(!part.only_interfaces.contains_key(""));
     }
 }

@@ -272,6 +272,7 @@ impl<K: KernelPort> Engine<K> {
         }
         let scope = Scope {
             namespaces: start.scope.clone(),
+            ..Scope::default()
         };
         let now = self.kernel.observe(&scope).await?;
         let plan = restore_plan(start, &now, &records)?;

@@ -1,5 +1,6 @@
 //! The engine against the in-memory kernel: no root, no netlink.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -444,6 +445,36 @@ fn host_mode_follows_the_underlay_mtu_and_leaves_the_underlay_alone() {
 }
 
 #[test]
+fn a_repair_follows_an_underlay_mtu_changed_since_the_file_was_expanded() {
+    let state = TempState::new("host-mtu-repair");
+    let engine = engine(real_host("192.168.70.11/24"), &state, host("vx1"));
+    let topology = topology("vxlan.yaml");
+    assert!(apply(&engine, &topology).succeeded());
+    let expansion = block_on(engine.expand(&topology)).unwrap();
+    let underlay_mtu = ResourceId::new("", Kind::Mtu, "eth0");
+    let change = Change {
+        action: Action::Update,
+        id: underlay_mtu,
+        from: Some(Resource::Mtu { mtu: 9000 }),
+        to: Some(Resource::Mtu { mtu: 1500 }),
+        takes_along: Vec::new(),
+    };
+    block_on(engine.kernel().execute(&change)).unwrap();
+    // The event names the underlay only; the VXLAN's MTU follows it all
+    // the same, as a full apply would make it.
+    let touched = Touched {
+        namespaces: BTreeMap::from([(String::new(), Some(BTreeSet::from(["eth0".to_string()])))]),
+    };
+    let run = block_on(engine.repair(&topology, &expansion, &touched, &Quiet)).unwrap();
+    assert!(run.succeeded(), "{:#?}", run.plan);
+    assert_eq!(
+        engine.kernel().live().resources[&ResourceId::new("", Kind::Mtu, "vx70")],
+        Resource::Mtu { mtu: 1450 }
+    );
+    assert!(apply(&engine, &topology).plan.is_empty());
+}
+
+#[test]
 fn destroy_restores_the_values_a_topology_replaced() {
     let state = TempState::new("restore");
     let engine = engine(real_host("192.168.60.11/24"), &state, host("h1"));
@@ -531,20 +562,147 @@ fn a_repair_looks_only_at_its_namespaces_and_mends_what_drifted_there() {
 
     // Another pod is in order, and so is the bridge's side it is joined
     // to: nothing to do there, nothing written.
+    let expansion = block_on(engine.expand(&topology)).unwrap();
     let elsewhere = Touched::anywhere_in(["exp-server".to_string()]);
-    let run = block_on(engine.repair(&topology, &elsewhere, &Quiet)).unwrap();
+    let run = block_on(engine.repair(&topology, &expansion, &elsewhere, &Quiet)).unwrap();
     assert!(run.succeeded() && run.plan.is_empty(), "{:?}", run.plan);
     assert_eq!(engine.kernel().writes().len(), writes);
 
     // Where it drifted, exactly the address comes back, and the record
     // (which describes the whole topology) is left as it was.
-    let run =
-        block_on(engine.repair(&topology, &Touched::anywhere_in([id.ns.clone()]), &Quiet)).unwrap();
+    let there = Touched::anywhere_in([id.ns.clone()]);
+    let run = block_on(engine.repair(&topology, &expansion, &there, &Quiet)).unwrap();
     assert!(run.succeeded());
     let planned: Vec<_> = run.plan.changes.iter().map(|c| (c.action, &c.id)).collect();
     assert_eq!(planned, [(Action::Create, &id)]);
     assert_eq!(engine.kernel().writes().len(), writes + 1);
     assert_eq!(state.record(&topology.name), record);
+    assert!(apply(&engine, &topology).plan.is_empty());
+}
+
+#[test]
+fn a_repair_reads_the_bridge_namespace_only_for_the_port_an_event_named() {
+    let state = TempState::new("repair-port");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    // Three pods whose veths end on a bridge in this machine's namespace.
+    let topology = topology("expectations.yaml");
+    apply(&engine, &topology);
+    let expansion = block_on(engine.expand(&topology)).unwrap();
+    let port_of = |pod: &str| {
+        expansion
+            .desired
+            .resources
+            .iter()
+            .find_map(|(id, resource)| match resource {
+                Resource::Link(crate::model::LinkKind::Veth { peer_ns, .. })
+                    if id.ns.is_empty() && peer_ns == pod =>
+                {
+                    Some(id.name.clone())
+                }
+                _ => None,
+            })
+            .expect("each pod has a port on the bridge")
+    };
+    let port = port_of("exp-client");
+    // Drift: the port leaves the bridge (`ip link set PORT nomaster`), and
+    // the pod's end loses an address.
+    let live = engine.kernel().live().resources;
+    let drop_object = |id: ResourceId| {
+        let from = live.get(&id).cloned();
+        assert!(from.is_some(), "{id} is there");
+        let change = Change {
+            action: Action::Delete,
+            id,
+            from,
+            to: None,
+            takes_along: Vec::new(),
+        };
+        block_on(engine.kernel().execute(&change)).unwrap();
+    };
+    let master = ResourceId::new("", Kind::Master, port.clone());
+    let address = live
+        .keys()
+        .find(|id| id.kind == Kind::Address && id.ns == "exp-client")
+        .expect("the client has addresses")
+        .clone();
+    drop_object(master.clone());
+    drop_object(address.clone());
+    let observations = engine.kernel().observations().len();
+
+    // The events name the port and the pod's eth0.
+    let named = |names: &[&str]| Some(names.iter().map(|n| n.to_string()).collect());
+    let touched = Touched {
+        namespaces: BTreeMap::from([
+            (String::new(), named(&[port.as_str()])),
+            ("exp-client".to_string(), named(&["eth0"])),
+        ]),
+    };
+    let run = block_on(engine.repair(&topology, &expansion, &touched, &Quiet)).unwrap();
+    assert!(run.succeeded(), "{:?}", run.plan);
+    let mut planned: Vec<_> = run.plan.changes.iter().map(|c| (c.action, &c.id)).collect();
+    planned.sort();
+    assert_eq!(
+        planned,
+        [(Action::Create, &master), (Action::Create, &address)]
+    );
+
+    // Read (and read back) in part: that port and that eth0, with the
+    // loopbacks; not the other pods, nor the other ports.
+    let reads = &engine.kernel().partial_reads()[observations..];
+    assert_eq!(reads.len(), 2, "one reading, one read-back");
+    let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+    for read in reads {
+        let expected = BTreeMap::from([
+            (String::new(), names(&[port.as_str(), "lo"])),
+            ("exp-client".to_string(), names(&["eth0", "lo"])),
+        ]);
+        assert_eq!(read, &expected);
+    }
+    for namespaces in &engine.kernel().observations()[observations..] {
+        assert_eq!(namespaces, &names(&["", "exp-client"]));
+    }
+    // A whole reading agrees: nothing else was left to do.
+    assert!(apply(&engine, &topology).plan.is_empty());
+}
+
+#[test]
+fn a_repair_reading_in_part_leaves_what_it_did_not_read_alone() {
+    let state = TempState::new("repair-unread");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let topology = topology("expectations.yaml");
+    apply(&engine, &topology);
+    let expansion = block_on(engine.expand(&topology)).unwrap();
+    // The bridge's own address goes, but the event names another port
+    // (as if the address event was lost): the part read does not show
+    // the bridge, so the repair neither misses nor touches it.
+    let live = engine.kernel().live().resources;
+    let (bridge_address, from) = live
+        .iter()
+        .find(|(id, _)| id.kind == Kind::Address && id.ns.is_empty())
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .expect("the bridge has an address");
+    let flush = Change {
+        action: Action::Delete,
+        id: bridge_address.clone(),
+        from: Some(from),
+        to: None,
+        takes_along: Vec::new(),
+    };
+    block_on(engine.kernel().execute(&flush)).unwrap();
+    let writes = engine.kernel().writes().len();
+    let touched = Touched {
+        namespaces: BTreeMap::from([(String::new(), Some(BTreeSet::from(["lo".to_string()])))]),
+    };
+    let run = block_on(engine.repair(&topology, &expansion, &touched, &Quiet)).unwrap();
+    assert!(run.succeeded() && run.plan.is_empty(), "{:?}", run.plan);
+    assert_eq!(engine.kernel().writes().len(), writes);
+    // An event about it, or the full resync, brings it back.
+    let about_it = Touched {
+        namespaces: BTreeMap::from([(String::new(), Some(BTreeSet::from(["exp0".to_string()])))]),
+    };
+    let run = block_on(engine.repair(&topology, &expansion, &about_it, &Quiet)).unwrap();
+    let planned: Vec<_> = run.plan.changes.iter().map(|c| (c.action, &c.id)).collect();
+    assert_eq!(planned, [(Action::Create, &bridge_address)]);
     assert!(apply(&engine, &topology).plan.is_empty());
 }
 

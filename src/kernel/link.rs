@@ -297,6 +297,38 @@ pub async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
     }
 }
 
+/// The link of this name, if there is one (RTM_GETLINK, not a dump).
+pub async fn link_named(handle: &Handle, name: &str) -> Result<Option<Link>> {
+    let found = handle
+        .link()
+        .get()
+        .match_name(name)
+        .execute()
+        .try_next()
+        .await;
+    match found {
+        Ok(link) => Ok(link.as_ref().map(decode_link)),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(e).op(|| format!("look up link {name}")),
+    }
+}
+
+/// The name of link `index`, if there is one.
+pub async fn link_name(handle: &Handle, index: u32) -> Result<Option<String>> {
+    let found = handle
+        .link()
+        .get()
+        .match_index(index)
+        .execute()
+        .try_next()
+        .await;
+    match found {
+        Ok(link) => Ok(link.as_ref().map(|link| decode_link(link).name)),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(e).op(|| format!("look up link {index}")),
+    }
+}
+
 /// The MTU of link `index`.
 pub async fn link_mtu(handle: &Handle, index: u32) -> Result<u32> {
     let link = handle

@@ -36,20 +36,44 @@ use error::{Context, Result};
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
     pub namespaces: BTreeMap<String, BTreeSet<String>>,
+    /// Namespaces of `namespaces` read in part only: these interfaces, with
+    /// what is on them (addresses, routes out of them, qdiscs, flood
+    /// entries), looked up by name instead of dumping every link. A
+    /// repair's way to read one port of a thousand-port bridge namespace.
+    pub only_interfaces: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Scope {
     pub fn namespaces(names: impl IntoIterator<Item = String>) -> Scope {
         Scope {
             namespaces: names.into_iter().map(|n| (n, BTreeSet::new())).collect(),
+            only_interfaces: BTreeMap::new(),
         }
     }
 
+    /// Both scopes: a namespace either reads whole is read whole.
     pub fn merge(mut self, other: Scope) -> Scope {
+        let whole = |scope: &Scope, ns: &str| {
+            scope.namespaces.contains_key(ns) && !scope.only_interfaces.contains_key(ns)
+        };
+        let mut only = BTreeMap::new();
+        for (ns, names) in self.only_interfaces.iter().chain(&other.only_interfaces) {
+            if !whole(&self, ns) && !whole(&other, ns) {
+                only.entry(ns.clone())
+                    .or_insert_with(BTreeSet::new)
+                    .extend(names.iter().cloned());
+            }
+        }
         for (ns, keys) in other.namespaces {
             self.namespaces.entry(ns).or_default().extend(keys);
         }
+        self.only_interfaces = only;
         self
+    }
+
+    /// The interfaces read in `ns`, if only some are.
+    pub fn interfaces_in(&self, ns: &str) -> Option<&BTreeSet<String>> {
+        self.only_interfaces.get(ns)
     }
 }
 
@@ -335,7 +359,7 @@ impl Kernel {
     /// An interface of a namespace that netloom only reads (a real host's
     /// underlay), if it exists.
     pub async fn interface(&self, ns: &str, ifname: &str) -> Result<Option<Interface>> {
-        let Some(link) = self.links(ns).await?.into_iter().find(|l| l.name == ifname) else {
+        let Some(link) = link::link_named(&self.handle(ns).await?, ifname).await? else {
             return Ok(None);
         };
         let addresses = addr::dump_addresses(&self.handle(ns).await?)
@@ -431,5 +455,48 @@ pub fn namespace_label(ns: &str) -> String {
         crate::model::OWN_NAMESPACE.to_string()
     } else {
         format!("netns {ns}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_either_scope_reads_whole_stays_whole_when_merged() {
+        let part = |ns: &str, names: &[&str]| Scope {
+            namespaces: [(ns.to_string(), BTreeSet::new())].into(),
+            only_interfaces: [(
+                ns.to_string(),
+                names.iter().map(|n| n.to_string()).collect(),
+            )]
+            .into(),
+        };
+        // Two parts of one namespace: both parts.
+        let merged = part("a", &["eth0"]).merge(part("a", &["eth1"]));
+        let names: Vec<&str> = merged
+            .interfaces_in("a")
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, ["eth0", "eth1"]);
+        // A part and the whole: the whole, whichever comes first.
+        let whole = Scope::namespaces(["a".to_string()]);
+        assert!(
+            part("a", &["eth0"])
+                .merge(whole.clone())
+                .interfaces_in("a")
+                .is_none()
+        );
+        assert!(
+            whole
+                .merge(part("a", &["eth0"]))
+                .interfaces_in("a")
+                .is_none()
+        );
+        // A part of a namespace the other does not read stays a part.
+        let merged = part("a", &["eth0"]).merge(Scope::namespaces(["b".to_string()]));
+        assert!(merged.interfaces_in("a").is_some() && merged.interfaces_in("b").is_none());
     }
 }

@@ -27,6 +27,9 @@ struct View {
     links: Vec<Link>,
     /// ifindex -> position in `links` (a host namespace holds a port per pod).
     by_index: HashMap<u32, usize>,
+    /// Read in part only: the names of the links not read that those read
+    /// refer to (a bridge port's master, a VXLAN's underlay).
+    names_elsewhere: HashMap<u32, String>,
     addresses: Vec<addr::Address>,
     routes: Vec<route::ObservedRoute>,
     tbfs: HashMap<u32, qdisc::Tbf>,
@@ -36,8 +39,10 @@ struct View {
 
 impl View {
     fn name_of(&self, index: u32) -> Option<&str> {
-        let at = *self.by_index.get(&index)?;
-        Some(self.links[at].name.as_str())
+        match self.by_index.get(&index) {
+            Some(&at) => Some(self.links[at].name.as_str()),
+            None => self.names_elsewhere.get(&index).map(String::as_str),
+        }
     }
 }
 
@@ -50,7 +55,7 @@ impl Kernel {
             .filter(|(ns, _)| ns.is_empty() || netns::netns_exists(ns))
             .collect();
         let mut views: Vec<View> = stream::iter(present)
-            .map(|(ns, keys)| self.view(ns, keys))
+            .map(|(ns, keys)| self.view(ns, keys, scope.interfaces_in(ns)))
             .buffer_unordered(CONCURRENT_NAMESPACES)
             .try_collect()
             .await?;
@@ -71,13 +76,56 @@ impl Kernel {
         Ok(observed)
     }
 
-    async fn view(&self, ns: &str, sysctl_keys: &BTreeSet<String>) -> Result<View> {
+    /// Reads a namespace: whole, or only the interfaces `only` names.
+    async fn view(
+        &self,
+        ns: &str,
+        sysctl_keys: &BTreeSet<String>,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<View> {
         let handle = self.handle(ns).await?;
         self.about_to_read(ns);
-        let links = self.links(ns).await?;
-        let addresses = addr::dump_addresses(&handle).await?;
-        let routes = route::dump_routes(&handle).await?;
-        let tbfs = qdisc::dump_tbfs(&handle).await?;
+        let links = match only {
+            None => self.links(ns).await?,
+            Some(names) => {
+                let mut links = Vec::new();
+                for name in names {
+                    links.extend(link::link_named(&handle, name).await?);
+                }
+                links
+            }
+        };
+        // Nothing is on no interface.
+        let nothing_read = only.is_some() && links.is_empty();
+        let (mut addresses, mut routes, mut tbfs) = if nothing_read {
+            Default::default()
+        } else {
+            (
+                addr::dump_addresses(&handle).await?,
+                route::dump_routes(&handle).await?,
+                qdisc::dump_tbfs(&handle).await?,
+            )
+        };
+        let mut names_elsewhere = HashMap::new();
+        if only.is_some() {
+            // Only what is on the links read.
+            let read: HashSet<u32> = links.iter().map(|l| l.index).collect();
+            addresses.retain(|a| read.contains(&a.index));
+            routes.retain(|r| r.oif.is_some_and(|oif| read.contains(&oif)));
+            tbfs.retain(|index, _| read.contains(index));
+            let referred = links.iter().flat_map(|l| {
+                let underlay = match &l.kind {
+                    KernelLinkKind::Vxlan(info) => info.underlay,
+                    _ => None,
+                };
+                l.master.into_iter().chain(underlay)
+            });
+            for index in referred.filter(|i| !read.contains(i)).collect::<Vec<_>>() {
+                if let Some(name) = link::link_name(&handle, index).await? {
+                    names_elsewhere.insert(index, name);
+                }
+            }
+        }
         let mut flood_entries = HashMap::new();
         for vxlan in links
             .iter()
@@ -109,6 +157,7 @@ impl Kernel {
             ns: ns.to_string(),
             links,
             by_index,
+            names_elsewhere,
             addresses,
             routes,
             tbfs,

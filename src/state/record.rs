@@ -146,6 +146,23 @@ impl Record {
     }
 
     /// Every namespace this topology made or may have made.
+    /// What the record says of these namespaces only (a repair's part).
+    pub fn within(&self, namespaces: &BTreeSet<String>) -> Record {
+        Record {
+            version: self.version,
+            topology: self.topology.clone(),
+            namespaces: self.namespaces.intersection(namespaces).cloned().collect(),
+            created: (self.created.iter())
+                .filter(|id| namespaces.contains(&id.ns))
+                .cloned()
+                .collect(),
+            replaced: (self.replaced.iter())
+                .filter(|(id, _)| namespaces.contains(&id.ns))
+                .map(|(id, value)| (id.clone(), value.clone()))
+                .collect(),
+        }
+    }
+
     pub fn all_namespaces(&self) -> BTreeSet<String> {
         let claimed = self.created.iter().filter(|id| id.kind == Kind::Namespace);
         let mut all = self.namespaces.clone();

@@ -171,18 +171,26 @@ pub fn assert_nothing_left(sandbox: &Sandbox) {
 // ---------------------------------------------------------------------
 // ip monitor: proof that a run wrote nothing over netlink.
 
-/// A marker route only the watcher itself adds and deletes: it needs no
-/// interface, so it works in every namespace.
+/// A marker rule only the watcher itself adds and deletes: it needs no
+/// interface, so it works in every namespace, and netloom neither reads
+/// nor writes rules, so a running `watch` does not take it for drift (a
+/// route in a namespace netloom made would be).
 fn marker(ns: &str, n: u8, verb: &str) -> String {
     format!(
-        "ip {}route {verb} unreachable 198.51.100.{n}/32",
-        ns_prefix(ns)
+        "ip {}rule {verb} pref {} from 198.51.100.{n}/32 unreachable",
+        ns_prefix(ns),
+        32000 + u32::from(n)
     )
+}
+
+/// How `ip monitor` shows marker `n`.
+fn marker_line(n: u8) -> String {
+    format!("from 198.51.100.{n} unreachable")
 }
 
 /// `ip -o monitor` on a set of namespaces. Start it, run something, then
 /// `events()` returns every event that the something caused. Marker
-/// routes before and after delimit the window, so no event is missed
+/// rules before and after delimit the window, so no event is missed
 /// (the monitors are subscribed before) or cut short (everything before
 /// the closing marker has been printed).
 pub struct Monitor {
@@ -304,10 +312,10 @@ impl Monitor {
         ));
     }
 
-    /// The lines of monitor `i` before the deletion of marker route `n`
+    /// The lines of monitor `i` before the deletion of marker rule `n`
     /// (its addition among them), or None if it did not come by `deadline`.
     fn lines_until(&self, i: usize, n: u8, deadline: Instant) -> Option<Vec<String>> {
-        let needle = format!("unreachable 198.51.100.{n} ");
+        let needle = marker_line(n);
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -372,7 +380,7 @@ impl Monitor {
             events.extend(
                 lines
                     .into_iter()
-                    .filter(|l| !l.contains("unreachable 198.51.100.2 "))
+                    .filter(|l| !l.contains(&marker_line(CLOSING)))
                     .map(|l| format!("{ns}: {l}")),
             );
         }
