@@ -283,22 +283,21 @@ pub async fn delete_link(handle: &Handle, name: &str) -> Result<()> {
 
 /// The ifindex of the link called `name`, if there is one.
 pub async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
-    let found = handle
-        .link()
-        .get()
-        .match_name(name)
-        .execute()
-        .try_next()
-        .await;
-    match found {
-        Ok(link) => Ok(link.map(|link| link.header.index)),
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
-        Err(e) => Err(e).op(|| format!("look up link {name}")),
-    }
+    Ok(link_message_named(handle, name)
+        .await?
+        .map(|link| link.header.index))
 }
 
 /// The link of this name, if there is one (RTM_GETLINK, not a dump).
 pub async fn link_named(handle: &Handle, name: &str) -> Result<Option<Link>> {
+    Ok(link_message_named(handle, name)
+        .await?
+        .as_ref()
+        .map(decode_link))
+}
+
+/// The kernel's message for the link of this name (ENODEV: none).
+async fn link_message_named(handle: &Handle, name: &str) -> Result<Option<LinkMessage>> {
     let found = handle
         .link()
         .get()
@@ -307,7 +306,7 @@ pub async fn link_named(handle: &Handle, name: &str) -> Result<Option<Link>> {
         .try_next()
         .await;
     match found {
-        Ok(link) => Ok(link.as_ref().map(decode_link)),
+        Ok(link) => Ok(link),
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
         Err(e) => Err(e).op(|| format!("look up link {name}")),
     }
