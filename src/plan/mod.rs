@@ -589,6 +589,15 @@ mod tests {
             .collect()
     }
 
+    /// Where the change shown as `line` is in the plan.
+    fn position(plan: &Plan, line: &str) -> usize {
+        let lines = lines(plan);
+        lines
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("no {line}: {lines:#?}"))
+    }
+
     #[test]
     fn nothing_to_do_when_the_kernel_matches() {
         let want = seed();
@@ -605,7 +614,7 @@ mod tests {
         for (i, pre) in plan.prerequisites.iter().enumerate() {
             assert!(pre.iter().all(|&j| j < i));
         }
-        let at = |text: &str| lines(&plan).iter().position(|l| l == text).unwrap();
+        let at = |text: &str| position(&plan, text);
         assert!(
             at("Create namespace test") < at("Create link testveth0 in this machine's namespace")
         );
@@ -869,15 +878,13 @@ mod tests {
             adopt: false,
         };
         let plan = diff(&want, &live, &ctx).expect("no dependency cycle");
-        let lines = lines(&plan);
-        let at = |line: &str| {
-            lines
-                .iter()
-                .position(|l| l == line)
-                .unwrap_or_else(|| panic!("no {line}: {lines:#?}"))
-        };
+        let at = |line: &str| position(&plan, line);
         let (gone, made) = (at("Delete link vx1/hand0"), at("Create link vx1/vx70"));
-        assert!(plan.prerequisites[made].contains(&gone), "{lines:#?}");
+        assert!(
+            plan.prerequisites[made].contains(&gone),
+            "{:#?}",
+            lines(&plan)
+        );
     }
 
     /// In place, not deleted and made again: removing an interface's last
@@ -1035,12 +1042,7 @@ mod tests {
         );
         let plan = plan(&new, &applied(&old), &Records::default(), false);
         let lines = lines(&plan);
-        let at = |text: &str| {
-            lines
-                .iter()
-                .position(|l| l == text)
-                .unwrap_or_else(|| panic!("{text}: {lines:#?}"))
-        };
+        let at = |text: &str| position(&plan, text);
         assert!(at("Delete link a/eth0") < at("Create link a/eth0"));
         assert!(at("Create link a/eth0") < at("Create address c/eth0 10.0.0.3"));
         assert!(at("Create link a/eth0") < at("Create up a/eth0"));
