@@ -9,7 +9,15 @@
 //! - a bare netlink program, this bench itself run again inside the
 //!   sandbox (`--bare`): namespace, veth with its peer born in the
 //!   namespace, address, route, with the same crates netloom uses; no
-//!   observe, no checks, no record. The floor for a tool.
+//!   observe, no checks, no record. The floor for a tool. Run again with
+//!   `--bare-read`, it reads every namespace back (links, addresses,
+//!   routes, the baseline sysctls) and compares: the floor for a no-op.
+//!
+//! `ip netns delete` returns before the kernel has torn the namespace
+//! down (its veths go a little later, from a kernel work queue), where
+//! netloom's destroy waits for them: the script's destroy is timed both
+//! ways. Between methods the bench waits until the machine is quiet
+//! again, so that no method pays for the teardown of the one before.
 //!
 //! Each twice: pods without an IPv6 link-local address (netloom's default
 //! for an IPv4-only interface) and with one (`ipv6_link_local: true`), for
@@ -20,6 +28,7 @@
 //!   cargo bench --bench scale -- --with-5000        # and 5000 (five bridges)
 //!   cargo bench --bench scale -- --runs 5 100 1000  # other sizes, other runs
 //!   cargo bench --bench scale -- --smoke            # CI: 10 pods, once, no timing
+//!   cargo bench --bench scale -- --skip-link-local  # without the link-local half
 //!   cargo bench --bench scale -- --save             # also docs/bench/scale.{md,svg}
 //!
 //! Needs root (it makes its own sandboxes; the machine's network is never
@@ -38,9 +47,13 @@ use std::time::{Duration, Instant};
 
 use common::Sandbox;
 use futures::StreamExt;
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkMessage,
 };
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
@@ -268,6 +281,98 @@ fn bare_build(pods: usize, link_local: bool) {
     std::process::exit(0);
 }
 
+/// The baseline sysctls the bare build writes, and so reads back.
+const BASELINE: [(&str, &str); 4] = [
+    ("net.ipv4.conf.all.promote_secondaries", "1"),
+    ("net.ipv4.conf.default.promote_secondaries", "1"),
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+];
+
+/// Dumps one kind of object in the calling thread's namespace.
+fn bare_dump(request: RouteNetlinkMessage) -> Vec<RouteNetlinkMessage> {
+    netloom::kernel::netlink::dump_here(request, Some).expect("dump")
+}
+
+/// Reads pod `i`'s namespace back and compares it with what the build
+/// made: eth0 up with its address, the default route, the baseline.
+fn bare_read_pod(i: usize) -> Result<(), String> {
+    let (_, address, gateway) = placement(i);
+    netloom::kernel::netns::enter_here(&format!("p{i}")).map_err(|e| e.to_string())?;
+    let links = bare_dump(RouteNetlinkMessage::GetLink(LinkMessage::default()));
+    let eth0 = links.iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewLink(link)
+            if link
+                .attributes
+                .contains(&LinkAttribute::IfName("eth0".into())) =>
+        {
+            Some(link)
+        }
+        _ => None,
+    });
+    let eth0 = eth0.ok_or("no eth0")?;
+    if !eth0.header.flags.contains(LinkFlags::Up) {
+        return Err("eth0 down".into());
+    }
+    let addresses = bare_dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()));
+    let has_address = addresses.iter().any(|m| {
+        matches!(m, RouteNetlinkMessage::NewAddress(a)
+            if a.header.index == eth0.header.index
+                && a.attributes.contains(&AddressAttribute::Address(address.into())))
+    });
+    let routes = bare_dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()));
+    let has_default = routes.iter().any(|m| {
+        matches!(m, RouteNetlinkMessage::NewRoute(r)
+            if r.header.destination_prefix_length == 0
+                && r.attributes.contains(&RouteAttribute::Gateway(RouteAddress::Inet(gateway))))
+    });
+    let keys: Vec<String> = BASELINE.iter().map(|(k, _)| k.to_string()).collect();
+    let values = netloom::kernel::sysctl::read_here(&keys).map_err(|e| e.to_string())?;
+    let baseline = values
+        .iter()
+        .zip(BASELINE)
+        .all(|((_, seen), (_, want))| seen.as_deref() == Some(want));
+    match (has_address, has_default, baseline) {
+        (true, true, true) => Ok(()),
+        _ => Err(format!(
+            "p{i}: address {has_address}, route {has_default}, baseline {baseline}"
+        )),
+    }
+}
+
+/// The floor for a no-op: every namespace read back and compared, as
+/// many at once as netloom reads, each on a thread of its own (a thread
+/// entering a namespace stays in it).
+fn bare_read(pods: usize) {
+    netloom::kernel::netlink::raise_fd_limit().expect("fd limit");
+    let ports = bare_dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+        .iter()
+        .filter(|m| {
+            matches!(m, RouteNetlinkMessage::NewLink(l)
+            if l.attributes.iter().any(|a| matches!(a, LinkAttribute::Controller(_))))
+        })
+        .count();
+    assert_eq!(ports, pods, "bridge ports");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..IN_FLIGHT {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= pods {
+                        break;
+                    }
+                    let read = std::thread::spawn(move || bare_read_pod(i));
+                    read.join()
+                        .expect("reading thread")
+                        .unwrap_or_else(|err| panic!("bare read: {err}"));
+                }
+            });
+        }
+    });
+    std::process::exit(0);
+}
+
 // ---- Measuring ----
 
 /// One child run: its wall time and peak RSS (of the child itself: nsenter
@@ -372,7 +477,9 @@ struct Row {
     netloom_peak_mib: Samples,
     ip_build: Samples,
     ip_destroy: Samples,
+    ip_destroy_gone: Samples,
     bare_build: Samples,
+    bare_read: Samples,
     bare_peak_mib: Samples,
     netloom_apply_ll: Samples,
     ip_build_ll: Samples,
@@ -423,13 +530,54 @@ fn bare(sandbox: &Sandbox, pods: usize, link_local: bool) -> Command {
     command
 }
 
+/// What one run measures, and how.
+struct Settings {
+    /// Wait for quiet between methods, and time until quiet after a
+    /// link-local build (off in the smoke test).
+    timed: bool,
+    link_local: bool,
+    /// The machine's busy share before the bench started.
+    idle: f64,
+}
+
+/// Waits (at most a minute) until the machine is about as idle as before
+/// the bench: the kernel tears deleted namespaces down after the tool has
+/// returned, and the next method must not pay for that.
+fn settle(settings: &Settings) {
+    if !settings.timed {
+        return;
+    }
+    let started = Instant::now();
+    while busy_share(Duration::from_millis(300)) > settings.idle + 0.05
+        && started.elapsed() < Duration::from_secs(60)
+    {}
+}
+
+fn script(sandbox: &Sandbox, path: &Path) -> Command {
+    let mut command = sandbox.command("sh");
+    command.arg(path);
+    command
+}
+
+/// Until no veth is left in the sandbox: the kernel's part of a destroy
+/// that `ip netns delete` does not wait for.
+fn veths_gone(sandbox: &Sandbox) -> Command {
+    let mut command = sandbox.command("sh");
+    command.args([
+        "-c",
+        "while ip -o link show type veth | grep -q .; do sleep 0.01; done",
+    ]);
+    command
+}
+
 /// One run of every method at `pods`; `None` when sandboxes cannot run.
-fn measure_once(row: &mut Row, files: &Files, quiet_wait: bool) -> Option<()> {
+fn measure_once(row: &mut Row, files: &Files, settings: &Settings) -> Option<()> {
     let secs = |r: &Run| r.wall.as_secs_f64();
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let (topology, topology_ll) = (path(&files.topology), path(&files.topology_ll));
 
     // Pods without link-local addresses.
+    settle(settings);
     let sandbox = Sandbox::new()?;
     let apply = run(netloom(&sandbox, &["apply", &topology]));
     row.netloom_apply.push(secs(&apply));
@@ -440,21 +588,29 @@ fn measure_once(row: &mut Row, files: &Files, quiet_wait: bool) -> Option<()> {
         .push(secs(&run(netloom(&sandbox, &["destroy", &topology]))));
     drop(sandbox);
 
+    settle(settings);
     let sandbox = Sandbox::new()?;
-    let mut build = sandbox.command("sh");
-    build.arg(&files.ip_build);
-    row.ip_build.push(secs(&run(build)));
-    let mut destroy = sandbox.command("sh");
-    destroy.arg(&files.ip_destroy);
-    row.ip_destroy.push(secs(&run(destroy)));
+    row.ip_build
+        .push(secs(&run(script(&sandbox, &files.ip_build))));
+    let destroy = secs(&run(script(&sandbox, &files.ip_destroy)));
+    row.ip_destroy.push(destroy);
+    row.ip_destroy_gone
+        .push(destroy + secs(&run(veths_gone(&sandbox))));
     drop(sandbox);
 
+    settle(settings);
     let sandbox = Sandbox::new()?;
     let bare_run = run(bare(&sandbox, row.pods, false));
     row.bare_build.push(secs(&bare_run));
     row.bare_peak_mib.push(bare_run.peak_mib);
+    let mut read = sandbox.command(std::env::current_exe().expect("bench exe"));
+    read.arg("--bare-read").arg(row.pods.to_string());
+    row.bare_read.push(secs(&run(read)));
     drop(sandbox);
 
+    if !settings.link_local {
+        return Some(());
+    }
     // Pods with link-local addresses, and the time until quiet.
     let methods: [(&str, &mut Samples, &mut Samples); 3] = [
         (
@@ -466,56 +622,70 @@ fn measure_once(row: &mut Row, files: &Files, quiet_wait: bool) -> Option<()> {
         ("bare", &mut row.bare_build_ll, &mut row.bare_quiet_ll),
     ];
     for (method, build, quiet) in methods {
+        settle(settings);
         let sandbox = Sandbox::new()?;
         let command = match method {
             "netloom" => netloom(&sandbox, &["apply", &topology_ll]),
-            "ip" => {
-                let mut command = sandbox.command("sh");
-                command.arg(&files.ip_build_ll);
-                command
-            }
+            "ip" => script(&sandbox, &files.ip_build_ll),
             _ => bare(&sandbox, row.pods, true),
-        };
-        let baseline = if quiet_wait {
-            busy_share(Duration::from_secs(1))
-        } else {
-            0.0
         };
         let started = Instant::now();
         build.push(secs(&run(command)));
-        if quiet_wait {
-            quiet.push(until_quiet(started, baseline).as_secs_f64());
+        if settings.timed {
+            quiet.push(until_quiet(started, settings.idle).as_secs_f64());
         }
         drop(sandbox);
     }
     Some(())
 }
 
-fn table(rows: &[Row], runs: usize) -> String {
+fn table(rows: &[Row], runs: usize, link_local: bool) -> String {
     let s = |samples: &Samples| format!("{:.2}", samples.median());
     let ratio = |a: &Samples, b: &Samples| format!("{:.2}x", a.median() / b.median());
     let mut out = format!(
-        "Medians of {runs} run(s), seconds unless said. Pods without IPv6 link-local unless said; \"ll\": `ipv6_link_local: true`; quiet: until the CPU is idle again.\n\n"
+        "Medians of {runs} run(s), in seconds unless said; the machine quiet before each method. Pods without IPv6 link-local unless said.\n\n"
     );
-    out.push_str("| pods | netloom apply | bare netlink | ip -batch | netloom / bare | ip / netloom | no-op | no-op / ip build | destroy | ip destroy | destroy / ip | RSS netloom | RSS bare | netloom ll | bare ll | ip ll | quiet netloom ll | quiet bare ll | quiet ip ll | quiet netloom / ip |\n");
-    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("Build:\n\n| pods | netloom apply | bare netlink | ip -batch | netloom / bare | ip / netloom | peak RSS netloom | peak RSS bare |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} | {} | {} | {:.0} MiB | {:.0} MiB | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.0} MiB | {:.0} MiB |",
             row.pods,
             s(&row.netloom_apply),
             s(&row.bare_build),
             s(&row.ip_build),
             ratio(&row.netloom_apply, &row.bare_build),
             ratio(&row.ip_build, &row.netloom_apply),
+            row.netloom_peak_mib.median(),
+            row.bare_peak_mib.median(),
+        );
+    }
+    out.push_str("\nNo-op and destroy (\"until gone\": until the kernel has torn the veths down, which netloom's destroy waits for and `ip netns delete` does not):\n\n| pods | netloom no-op | bare read-and-compare | no-op / bare read | no-op / ip build | netloom destroy | ip destroy | ip destroy, until gone | destroy / ip | destroy / ip until gone |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0}% | {} | {} | {} | {} | {} |",
+            row.pods,
             s(&row.netloom_noop),
+            s(&row.bare_read),
+            ratio(&row.netloom_noop, &row.bare_read),
             100.0 * row.netloom_noop.median() / row.ip_build.median(),
             s(&row.netloom_destroy),
             s(&row.ip_destroy),
+            s(&row.ip_destroy_gone),
             ratio(&row.netloom_destroy, &row.ip_destroy),
-            row.netloom_peak_mib.median(),
-            row.bare_peak_mib.median(),
+            ratio(&row.netloom_destroy, &row.ip_destroy_gone),
+        );
+    }
+    if !link_local {
+        return out;
+    }
+    out.push_str("\nPods with IPv6 link-local addresses (`ipv6_link_local: true`), build and until the machine is quiet again:\n\n| pods | netloom | bare | ip -batch | quiet netloom | quiet bare | quiet ip | quiet netloom / ip |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.pods,
             s(&row.netloom_apply_ll),
             s(&row.bare_build_ll),
             s(&row.ip_build_ll),
@@ -622,6 +792,9 @@ fn main() {
         let pods = args[at + 1].parse().expect("--bare N");
         bare_build(pods, args.iter().any(|a| a == "--link-local"));
     }
+    if let Some(at) = args.iter().position(|a| a == "--bare-read") {
+        bare_read(args[at + 1].parse().expect("--bare-read N"));
+    }
     let flag = |name: &str| args.iter().any(|a| a == name);
     let smoke = flag("--smoke");
     let runs: usize = args
@@ -646,6 +819,15 @@ fn main() {
     if flag("--with-5000") {
         sizes.push(5000);
     }
+    let settings = Settings {
+        timed: !smoke,
+        link_local: !flag("--skip-link-local"),
+        idle: if smoke {
+            0.0
+        } else {
+            busy_share(Duration::from_secs(1))
+        },
+    };
     let dir = common::root().join("target/scale-bench");
     std::fs::create_dir_all(&dir).expect("target/scale-bench");
     let mut rows = Vec::new();
@@ -656,14 +838,14 @@ fn main() {
             ..Row::default()
         };
         for _ in 0..runs {
-            if measure_once(&mut row, &files, !smoke).is_none() {
+            if measure_once(&mut row, &files, &settings).is_none() {
                 return;
             }
         }
         eprintln!("{pods} pods measured");
         rows.push(row);
     }
-    let table = table(&rows, runs);
+    let table = table(&rows, runs, settings.link_local);
     print!("{table}");
     let svg = plot(&rows);
     let mut outputs = vec![dir];
