@@ -3,7 +3,8 @@
 //! the same topology, each in a fresh sandbox, alternating within one run
 //! so a loaded machine weighs on all of them alike:
 //!
-//! - netloom (`apply`, a no-op `apply`, `destroy`);
+//! - netloom (`apply`, a no-op `apply`, an `apply` of one changed
+//!   address, `destroy`);
 //! - an `ip -batch` script (one batch for the host, one `ip -n POD -batch`
 //!   per pod; torn down by a `netns delete` batch);
 //! - a bare netlink program, this bench itself run again inside the
@@ -99,6 +100,18 @@ fn topology(pods: usize, link_local: bool) -> String {
         );
     }
     text
+}
+
+/// The topology with one attribute changed: the first pod's address (on
+/// a host number no pod has).
+fn one_change(pods: usize) -> String {
+    let (_, address, _) = placement(0);
+    let [a, b, _, _] = address.octets();
+    topology(pods, false).replacen(
+        &format!("addresses: [{address}/16]"),
+        &format!("addresses: [{a}.{b}.250.250/16]"),
+        1,
+    )
 }
 
 /// The same topology as an ip script. Bridge ports get no link-local
@@ -473,6 +486,7 @@ struct Row {
     pods: usize,
     netloom_apply: Samples,
     netloom_noop: Samples,
+    netloom_one_change: Samples,
     netloom_destroy: Samples,
     netloom_peak_mib: Samples,
     ip_build: Samples,
@@ -492,6 +506,7 @@ struct Row {
 struct Files {
     topology: PathBuf,
     topology_ll: PathBuf,
+    topology_one_change: PathBuf,
     ip_build: PathBuf,
     ip_build_ll: PathBuf,
     ip_destroy: PathBuf,
@@ -506,6 +521,7 @@ fn write_files(dir: &Path, pods: usize) -> Files {
     Files {
         topology: write(format!("scale-{pods}.yaml"), topology(pods, false)),
         topology_ll: write(format!("scale-{pods}-ll.yaml"), topology(pods, true)),
+        topology_one_change: write(format!("scale-{pods}-one.yaml"), one_change(pods)),
         ip_build: write(format!("ip-build-{pods}.sh"), ip_build_script(pods, false)),
         ip_build_ll: write(
             format!("ip-build-{pods}-ll.sh"),
@@ -575,6 +591,7 @@ fn measure_once(row: &mut Row, files: &Files, settings: &Settings) -> Option<()>
     let secs = |r: &Run| r.wall.as_secs_f64();
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let (topology, topology_ll) = (path(&files.topology), path(&files.topology_ll));
+    let one = path(&files.topology_one_change);
 
     // Pods without link-local addresses.
     settle(settings);
@@ -584,6 +601,8 @@ fn measure_once(row: &mut Row, files: &Files, settings: &Settings) -> Option<()>
     row.netloom_peak_mib.push(apply.peak_mib);
     let noop = run(netloom(&sandbox, &["apply", &topology]));
     row.netloom_noop.push(secs(&noop));
+    row.netloom_one_change
+        .push(secs(&run(netloom(&sandbox, &["apply", &one]))));
     row.netloom_destroy
         .push(secs(&run(netloom(&sandbox, &["destroy", &topology]))));
     drop(sandbox);
@@ -660,16 +679,18 @@ fn table(rows: &[Row], runs: usize, link_local: bool) -> String {
             row.bare_peak_mib.median(),
         );
     }
-    out.push_str("\nNo-op and destroy (\"until gone\": until the kernel has torn the veths down, which netloom's destroy waits for and `ip netns delete` does not):\n\n| pods | netloom no-op | bare read-and-compare | no-op / bare read | no-op / ip build | netloom destroy | ip destroy | ip destroy, until gone | destroy / ip | destroy / ip until gone |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("\nNo-op and destroy (\"until gone\": until the kernel has torn the veths down, which netloom's destroy waits for and `ip netns delete` does not):\n\n| pods | netloom no-op | bare read-and-compare | no-op / bare read | no-op / ip build | one change | one change / no-op | netloom destroy | ip destroy | ip destroy, until gone | destroy / ip | destroy / ip until gone |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.0}% | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0}% | {} | {} | {} | {} | {} | {} | {} |",
             row.pods,
             s(&row.netloom_noop),
             s(&row.bare_read),
             ratio(&row.netloom_noop, &row.bare_read),
             100.0 * row.netloom_noop.median() / row.ip_build.median(),
+            s(&row.netloom_one_change),
+            ratio(&row.netloom_one_change, &row.netloom_noop),
             s(&row.netloom_destroy),
             s(&row.ip_destroy),
             s(&row.ip_destroy_gone),

@@ -149,9 +149,11 @@ impl Attachments {
 /// the ifindex of every interface seen.
 pub struct Kernel {
     namespaces: Mutex<Attachments>,
-    /// (namespace, interface name) -> ifindex, learnt from dumps and
+    /// namespace -> interface name -> ifindex, learnt from dumps and
     /// creations, so that a change costs one request, not a lookup too.
-    indexes: Mutex<HashMap<(String, String), u32>>,
+    /// By namespace: a destroy forgets a thousand namespaces, each at
+    /// the cost of its own interfaces, not of every one seen.
+    indexes: Mutex<HashMap<String, HashMap<String, u32>>>,
     /// Told the namespace each time one is about to be read (`watch`
     /// marks its event sockets there: `events::KernelEvents::cover_readings`).
     before_reading: Mutex<Option<ReadingHook>>,
@@ -311,25 +313,24 @@ impl Kernel {
     }
 
     fn remember_index(&self, ns: &str, ifname: &str, index: u32) {
-        self.indexes
-            .lock()
-            .expect("indexes lock")
-            .insert((ns.to_string(), ifname.to_string()), index);
+        let mut indexes = self.indexes.lock().expect("indexes lock");
+        let known = match indexes.get_mut(ns) {
+            Some(known) => known,
+            None => indexes.entry(ns.to_string()).or_default(),
+        };
+        known.insert(ifname.to_string(), index);
     }
 
     /// Forgets every ifindex learnt in a namespace; whether there was any.
     fn forget_indexes(&self, ns: &str) -> bool {
-        let mut indexes = self.indexes.lock().expect("indexes lock");
-        let before = indexes.len();
-        indexes.retain(|(n, _), _| n != ns);
-        indexes.len() != before
+        let forgotten = self.indexes.lock().expect("indexes lock").remove(ns);
+        forgotten.is_some_and(|known| !known.is_empty())
     }
 
     fn forget_index(&self, ns: &str, ifname: &str) {
-        self.indexes
-            .lock()
-            .expect("indexes lock")
-            .remove(&(ns.to_string(), ifname.to_string()));
+        if let Some(known) = self.indexes.lock().expect("indexes lock").get_mut(ns) {
+            known.remove(ifname);
+        }
     }
 
     /// The ifindex of an interface, from what was seen, else asked.
@@ -338,7 +339,8 @@ impl Kernel {
             .indexes
             .lock()
             .expect("indexes lock")
-            .get(&(ns.to_string(), ifname.to_string()))
+            .get(ns)
+            .and_then(|known| known.get(ifname))
             .copied();
         if let Some(index) = known {
             return Ok(index);
