@@ -18,6 +18,9 @@ use std::os::fd::OwnedFd;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
+/// Held while a worker opens a `/proc/sys/net/<section>` directory.
+static SECTION_LOOKUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 thread_local! {
     /// This worker's `/proc/sys/net/<section>` directories (a worker never
     /// changes namespace).
@@ -49,6 +52,10 @@ fn open(key: &str, flags: OFlag) -> io::Result<File> {
     SECTIONS.with(|sections| {
         let mut sections = sections.borrow_mut();
         if !sections.contains_key(section) {
+            // One such lookup at a time: each compares the name under a
+            // kernel-wide spinlock, and thirty-two workers looking up at
+            // once spent more time spinning on it than comparing.
+            let _one_at_a_time = SECTION_LOOKUP.lock().unwrap_or_else(|e| e.into_inner());
             let dir = openat(
                 nix::fcntl::AT_FDCWD,
                 format!("/proc/sys/net/{section}").as_str(),
