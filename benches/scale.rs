@@ -160,22 +160,21 @@ fn addr_gen_none() -> LinkAttribute {
     )])])
 }
 
-/// Creates the namespace on a thread of its own (which stays in it) and
+/// Creates the namespace on a thread of its own (a thread that entered a
+/// namespace stays in it), sets the baseline there as netloom does, and
 /// returns a netlink handle opened there.
 async fn bare_namespace(runtime: &tokio::runtime::Handle, name: String) -> std::io::Result<Handle> {
     let runtime_for_thread = runtime.clone();
     let (connection, handle) = tokio::task::spawn_blocking(move || {
-        netloom::kernel::netns::create_here(&name)?;
-        for key in [
-            "ipv4/conf/all/promote_secondaries",
-            "ipv4/conf/default/promote_secondaries",
-        ] {
-            std::fs::write(format!("/proc/sys/net/{key}"), "1")?;
-        }
-        for key in ["ipv6/conf/all/accept_dad", "ipv6/conf/default/accept_dad"] {
-            std::fs::write(format!("/proc/sys/net/{key}"), "0")?;
-        }
-        netloom::kernel::netlink::connect_here(&runtime_for_thread)
+        std::thread::spawn(move || {
+            netloom::kernel::netns::create_here(&name)?;
+            for (key, value) in BASELINE {
+                netloom::kernel::sysctl::write_here(key, value)?;
+            }
+            netloom::kernel::netlink::connect_here(&runtime_for_thread)
+        })
+        .join()
+        .expect("namespace thread")
     })
     .await
     .expect("namespace thread")?;
