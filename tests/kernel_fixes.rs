@@ -2,7 +2,8 @@
 //! exclusive route creates, declared IPv6 link-local addresses,
 //! promote_secondaries on netloom's own links in a namespace it did not
 //! create, leftover namespace files, veth pairing along pod chains, token
-//! buckets that hold a full-size frame, VXLAN flood entries in any state.
+//! buckets that hold a full-size frame, VXLAN flood entries in any state,
+//! sysctls written through a worker's own procfs.
 //! Each test runs in its own sandbox and reads the result back with `ip -j`.
 //!
 //! Tests that call the kernel layer directly (not through the binary) run
@@ -682,4 +683,37 @@ fn a_sysctl_the_kernel_cannot_set_is_refused_before_anything_changes() {
             "{key}: something changed"
         );
     }
+}
+
+/// A worker reads and writes sysctls through a procfs instance of its own
+/// (mounted nowhere): what it writes lands in its namespace, as that
+/// namespace's `/proc` shows, and nowhere else.
+#[test]
+fn a_sysctl_goes_to_the_namespace_of_the_thread_that_writes_it() {
+    if !inside_sandbox("a_sysctl_goes_to_the_namespace_of_the_thread_that_writes_it") {
+        return;
+    }
+    use netloom::kernel::sysctl;
+    let forwarding = || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let outside = forwarding();
+    let key = "net.ipv4.ip_forward".to_string();
+    let (through_proc, read_back) = sysctl::in_fresh_namespace(move || {
+        let before = sysctl::read_here(std::slice::from_ref(&key))?;
+        assert_eq!(
+            before[0].1.as_deref(),
+            Some("0"),
+            "a new namespace forwards nothing"
+        );
+        sysctl::write_here(&key, "1")?;
+        let through_proc = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")?;
+        Ok((through_proc, sysctl::read_here(&[key])?))
+    })
+    .expect("a sysctl set in a fresh namespace");
+    assert_eq!(through_proc.trim(), "1");
+    assert_eq!(read_back[0].1.as_deref(), Some("1"));
+    assert_eq!(
+        forwarding(),
+        outside,
+        "the sandbox's own value is untouched"
+    );
 }
