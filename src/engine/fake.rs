@@ -37,6 +37,8 @@ struct Inner {
     live: Observed,
     /// Every write asked for, in order (including failed and ignored ones).
     writes: Vec<Change>,
+    /// Far ends of a namespace deleted by hand, not torn down yet.
+    lingering: HashSet<ResourceId>,
     /// 1-based numbers of the writes that fail.
     failing_writes: BTreeSet<usize>,
     failing_ids: HashSet<ResourceId>,
@@ -74,6 +76,35 @@ impl FakeKernel {
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("fake kernel lock")
+    }
+
+    /// `ip netns delete NS` by hand: the namespace goes at once, but, as
+    /// in the kernel, the far ends of its veths stay a little longer,
+    /// alone (their peer no longer resolves), until someone waits for
+    /// them (`await_gone`).
+    pub fn delete_namespace_by_hand(&self, ns: &str) {
+        let mut inner = self.inner();
+        let far_ends: Vec<ResourceId> = inner
+            .live
+            .resources
+            .iter()
+            .filter_map(|(id, resource)| match resource {
+                Resource::Link(LinkKind::Veth { peer_ns, .. }) if peer_ns == ns => Some(id.clone()),
+                Resource::Link(LinkKind::Veth { peer_ns, peer }) if id.ns == ns => {
+                    Some(ResourceId::link(peer_ns, peer))
+                }
+                _ => None,
+            })
+            .filter(|end| end.ns != ns)
+            .collect();
+        inner.remove_where(|gone| gone.ns == ns);
+        for end in far_ends {
+            let alone = Resource::Link(LinkKind::Other {
+                name: "veth".into(),
+            });
+            inner.live.resources.insert(end.clone(), alone);
+            inner.lingering.insert(end);
+        }
     }
 
     /// Makes the `n`th write (counting from 1) fail with EIO, unapplied.
@@ -370,8 +401,15 @@ impl KernelPort for FakeKernel {
         interfaces: &[ResourceId],
         _timeout: Duration,
     ) -> Result<(), KernelError> {
-        // Deletions take effect at once here: anything left stays.
-        let inner = self.inner();
+        // Deletions take effect at once here, but for the far ends of a
+        // namespace deleted by hand, which go once waited for; anything
+        // else left stays.
+        let mut inner = self.inner();
+        for end in interfaces {
+            if inner.lingering.remove(end) {
+                inner.remove_interface(&end.ns, &end.name);
+            }
+        }
         let left = interfaces.iter().find(|gone| {
             let mut resources = inner.live.resources.keys();
             resources.any(|id| id.ns == gone.ns && id.ifname() == Some(gone.name.as_str()))

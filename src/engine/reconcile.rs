@@ -4,7 +4,7 @@
 //! kernel verifiably matches.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::destroy::{DestroyTarget, restore_set};
 use super::rollback::{self, Rollback};
@@ -17,6 +17,9 @@ use crate::model::{Action, Desired, Kind, LinkKind, Resource, ResourceId};
 use crate::plan::{self, Context};
 use crate::spec::Topology;
 use crate::state::{Moment, Record, Records, StartSnapshot};
+
+/// How long the far ends of a namespace deleted by hand get to go with it.
+const HAND_DELETION_GRACE: Duration = Duration::from_secs(5);
 
 /// What a reconcile run is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -337,6 +340,8 @@ impl<K: KernelPort> Engine<K> {
                 }
             }
         }
+        self.let_hand_deleted_namespaces_go(&desired, &record, part)
+            .await;
         let mut snapshot = self
             .snapshot(desired, records, extra_scope.clone(), part)
             .await?;
@@ -641,6 +646,43 @@ fn routes_without_device(desired: &Desired, ns: &str) -> bool {
 }
 
 impl<K: KernelPort> Engine<K> {
+    /// `ip netns delete` returns before the kernel has torn the namespace
+    /// down: for a moment its veths' far ends are still there, alone, and
+    /// would read as foreign veths in the way. Before reading, the far
+    /// ends of the declared veths into a namespace this topology made and
+    /// someone deleted are given a few seconds to go; one that stays is
+    /// then seen as what it is.
+    async fn let_hand_deleted_namespaces_go(
+        &self,
+        desired: &Desired,
+        record: &Record,
+        part: Option<&Part>,
+    ) {
+        let made = record.all_namespaces();
+        let deleted = |ns: &str| made.contains(ns) && !self.kernel.namespace_exists(ns);
+        let in_part = |ns: &str| part.is_none_or(|part| part.namespaces.contains(ns));
+        let far_ends: Vec<ResourceId> = desired
+            .resources
+            .iter()
+            .filter_map(|(id, resource)| match resource {
+                Resource::Link(LinkKind::Veth { peer_ns, peer }) => Some([
+                    (id.ns.as_str(), id.name.as_str(), peer_ns.as_str()),
+                    (peer_ns.as_str(), peer.as_str(), id.ns.as_str()),
+                ]),
+                _ => None,
+            })
+            .flatten()
+            .filter(|(ns, _, other)| deleted(other) && !deleted(ns) && in_part(ns))
+            .map(|(ns, name, _)| ResourceId::link(ns, name))
+            .collect();
+        if far_ends.is_empty() {
+            return;
+        }
+        if let Err(err) = self.kernel.await_gone(&far_ends, HAND_DELETION_GRACE).await {
+            tracing::debug!("not all gone with their deleted namespaces: {err}");
+        }
+    }
+
     /// Whether a create that failed left its object behind. When even the
     /// look fails (the limit that failed the create may fail it too), it
     /// may have: claimed, so that it cannot become nobody's.

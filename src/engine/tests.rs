@@ -8,7 +8,7 @@ use super::fake::FakeKernel;
 use super::saved;
 use super::*;
 use crate::diagnostics::SourceFile;
-use crate::model::{Action, Kind, Observed, Resource, ResourceId};
+use crate::model::{Action, Kind, LinkKind, Observed, Resource, ResourceId};
 use crate::state::Record;
 
 fn topology(file: &str) -> Topology {
@@ -326,6 +326,30 @@ fn a_veth_that_outlives_its_peers_namespace_fails_the_deletion() {
     assert_eq!(run.plan.changes[*failed].id, ResourceId::namespace("test"));
     assert!(!run.done[*failed]);
     assert!(err.to_string().contains("testveth0"), "{err}");
+}
+
+/// `ip netns delete` returns before the kernel has taken the namespace's
+/// veths along: an apply right after it waits for their far ends to go
+/// instead of taking one for a foreign veth in the way.
+#[test]
+fn an_apply_right_after_a_namespace_is_deleted_by_hand_makes_it_again() {
+    let state = TempState::new("hand-deleted");
+    let engine = engine(FakeKernel::new(), &state, Mode::Lab);
+    let topology = topology("pod-to-pod.yaml");
+    assert!(apply(&engine, &topology).succeeded());
+    let before = engine.kernel().live();
+    engine.kernel().delete_namespace_by_hand("p2p-left");
+    let lonely = engine.kernel().live().resources;
+    assert!(
+        lonely
+            .values()
+            .any(|r| matches!(r, Resource::Link(LinkKind::Other { name }) if name == "veth")),
+        "a far end is left alone for a while"
+    );
+    let run = apply(&engine, &topology);
+    assert!(run.plan.conflicts.is_empty(), "{:?}", run.plan.conflicts);
+    assert!(run.succeeded());
+    assert_eq!(engine.kernel().live().resources, before.resources);
 }
 
 #[test]
