@@ -657,62 +657,117 @@ fn measure_once(row: &mut Row, files: &Files, settings: &Settings) -> Option<()>
     Some(())
 }
 
+/// One markdown table: a caption, a header, a line of cells per row.
+fn section(out: &mut String, caption: &str, header: &[&str], cells: Vec<Vec<String>>) {
+    let _ = writeln!(out, "\n{caption}\n\n| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---:|".repeat(header.len()));
+    for row in cells {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+}
+
 fn table(rows: &[Row], runs: usize, link_local: bool) -> String {
     let s = |samples: &Samples| format!("{:.2}", samples.median());
     let ratio = |a: &Samples, b: &Samples| format!("{:.2}x", a.median() / b.median());
+    let mib = |samples: &Samples| format!("{:.0} MiB", samples.median());
     let mut out = format!(
-        "Medians of {runs} run(s), in seconds unless said; the machine quiet before each method. Pods without IPv6 link-local unless said.\n\n"
+        "Medians of {runs} run(s), in seconds unless said; the machine quiet before each method. Pods without IPv6 link-local unless said.\n"
     );
-    out.push_str("Build:\n\n| pods | netloom apply | bare netlink | ip -batch | netloom / bare | ip / netloom | peak RSS netloom | peak RSS bare |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for row in rows {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {:.0} MiB | {:.0} MiB |",
-            row.pods,
-            s(&row.netloom_apply),
-            s(&row.bare_build),
-            s(&row.ip_build),
-            ratio(&row.netloom_apply, &row.bare_build),
-            ratio(&row.ip_build, &row.netloom_apply),
-            row.netloom_peak_mib.median(),
-            row.bare_peak_mib.median(),
-        );
-    }
-    out.push_str("\nNo-op and destroy (\"until gone\": until the kernel has torn the veths down, which netloom's destroy waits for and `ip netns delete` does not):\n\n| pods | netloom no-op | bare read-and-compare | no-op / bare read | no-op / ip build | one change | one change / no-op | netloom destroy | ip destroy | ip destroy, until gone | destroy / ip | destroy / ip until gone |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for row in rows {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {:.0}% | {} | {} | {} | {} | {} | {} | {} |",
-            row.pods,
-            s(&row.netloom_noop),
-            s(&row.bare_read),
-            ratio(&row.netloom_noop, &row.bare_read),
-            100.0 * row.netloom_noop.median() / row.ip_build.median(),
-            s(&row.netloom_one_change),
-            ratio(&row.netloom_one_change, &row.netloom_noop),
-            s(&row.netloom_destroy),
-            s(&row.ip_destroy),
-            s(&row.ip_destroy_gone),
-            ratio(&row.netloom_destroy, &row.ip_destroy),
-            ratio(&row.netloom_destroy, &row.ip_destroy_gone),
-        );
-    }
-    if !link_local {
-        return out;
-    }
-    out.push_str("\nPods with IPv6 link-local addresses (`ipv6_link_local: true`), build and until the machine is quiet again:\n\n| pods | netloom | bare | ip -batch | quiet netloom | quiet bare | quiet ip | quiet netloom / ip |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for row in rows {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            row.pods,
-            s(&row.netloom_apply_ll),
-            s(&row.bare_build_ll),
-            s(&row.ip_build_ll),
-            s(&row.netloom_quiet_ll),
-            s(&row.bare_quiet_ll),
-            s(&row.ip_quiet_ll),
-            ratio(&row.netloom_quiet_ll, &row.ip_quiet_ll),
+    section(
+        &mut out,
+        "Build:",
+        &[
+            "pods",
+            "netloom apply",
+            "bare netlink",
+            "ip -batch",
+            "netloom / bare",
+            "ip / netloom",
+            "peak RSS netloom",
+            "peak RSS bare",
+        ],
+        rows.iter()
+            .map(|row| {
+                vec![
+                    row.pods.to_string(),
+                    s(&row.netloom_apply),
+                    s(&row.bare_build),
+                    s(&row.ip_build),
+                    ratio(&row.netloom_apply, &row.bare_build),
+                    ratio(&row.ip_build, &row.netloom_apply),
+                    mib(&row.netloom_peak_mib),
+                    mib(&row.bare_peak_mib),
+                ]
+            })
+            .collect(),
+    );
+    section(
+        &mut out,
+        "No-op and destroy (\"until gone\": until the kernel has torn the veths down, which netloom's destroy waits for and `ip netns delete` does not):",
+        &[
+            "pods",
+            "netloom no-op",
+            "bare read-and-compare",
+            "no-op / bare read",
+            "no-op / ip build",
+            "one change",
+            "one change / no-op",
+            "netloom destroy",
+            "ip destroy",
+            "ip destroy, until gone",
+            "destroy / ip",
+            "destroy / ip until gone",
+        ],
+        rows.iter()
+            .map(|row| {
+                vec![
+                    row.pods.to_string(),
+                    s(&row.netloom_noop),
+                    s(&row.bare_read),
+                    ratio(&row.netloom_noop, &row.bare_read),
+                    format!(
+                        "{:.0}%",
+                        100.0 * row.netloom_noop.median() / row.ip_build.median()
+                    ),
+                    s(&row.netloom_one_change),
+                    ratio(&row.netloom_one_change, &row.netloom_noop),
+                    s(&row.netloom_destroy),
+                    s(&row.ip_destroy),
+                    s(&row.ip_destroy_gone),
+                    ratio(&row.netloom_destroy, &row.ip_destroy),
+                    ratio(&row.netloom_destroy, &row.ip_destroy_gone),
+                ]
+            })
+            .collect(),
+    );
+    if link_local {
+        section(
+            &mut out,
+            "Pods with IPv6 link-local addresses (`ipv6_link_local: true`), build and until the machine is quiet again:",
+            &[
+                "pods",
+                "netloom",
+                "bare",
+                "ip -batch",
+                "quiet netloom",
+                "quiet bare",
+                "quiet ip",
+                "quiet netloom / ip",
+            ],
+            rows.iter()
+                .map(|row| {
+                    vec![
+                        row.pods.to_string(),
+                        s(&row.netloom_apply_ll),
+                        s(&row.bare_build_ll),
+                        s(&row.ip_build_ll),
+                        s(&row.netloom_quiet_ll),
+                        s(&row.bare_quiet_ll),
+                        s(&row.ip_quiet_ll),
+                        ratio(&row.netloom_quiet_ll, &row.ip_quiet_ll),
+                    ]
+                })
+                .collect(),
         );
     }
     out
