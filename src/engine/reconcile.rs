@@ -316,7 +316,11 @@ impl<K: KernelPort> Engine<K> {
                 )
                 .await?;
             let plan = again.plan;
-            changes.extend(plan.changes.into_iter().filter(|c| seen.insert(c.id.clone())));
+            changes.extend(
+                plan.changes
+                    .into_iter()
+                    .filter(|c| seen.insert(c.id.clone())),
+            );
             conflicts.extend(
                 (plan.conflicts.into_iter()).filter(|c| seen_conflicts.insert(c.id.clone())),
             );
@@ -608,9 +612,15 @@ impl Part {
                     continue;
                 };
                 if end == at && far < at {
-                    only_interfaces.entry(peer_ns.clone()).or_default().insert(peer.clone());
+                    only_interfaces
+                        .entry(peer_ns.clone())
+                        .or_default()
+                        .insert(peer.clone());
                 } else if far == at && end < at {
-                    only_interfaces.entry(id.ns.clone()).or_default().insert(id.name.clone());
+                    only_interfaces
+                        .entry(id.ns.clone())
+                        .or_default()
+                        .insert(id.name.clone());
                 }
             }
             for names in only_interfaces.values_mut() {
@@ -622,7 +632,9 @@ impl Part {
                 outside: BTreeSet::new(),
                 only_interfaces,
             };
-            slice.namespaces.extend(slice.only_interfaces.keys().cloned());
+            slice
+                .namespaces
+                .extend(slice.only_interfaces.keys().cloned());
             // Both ends: the one seen, its peer unseen, is a stranger veth
             // under its own name.
             // (Only veths with an end read whole can be: the ends read by
@@ -756,7 +768,7 @@ const LOOPBACK: &str = "lo";
 /// views and objects are let go once diffed (a thousand pods' at once
 /// were the peak of an apply), and a slice is still large enough to keep
 /// observe's concurrency busy.
-const VERIFY_SLICE: usize = 64;
+pub(super) const VERIFY_SLICE: usize = 64;
 
 /// Whether the file routes something in `ns` without naming the device.
 fn routes_without_device(desired: &Desired, ns: &str) -> bool {
