@@ -13,7 +13,7 @@ use super::{
     restore, scheduler, sysctls,
 };
 use crate::kernel::{KernelError, Scope};
-use crate::model::{Action, Desired, Kind, LinkKind, Resource, ResourceId};
+use crate::model::{Action, Change, Desired, Kind, LinkKind, Resource, ResourceId};
 use crate::plan::{self, Context};
 use crate::spec::Topology;
 use crate::state::{Moment, Record, Records, StartSnapshot};
@@ -292,6 +292,42 @@ impl<K: KernelPort> Engine<K> {
         })
     }
 
+    /// Reads back each slice and diffs it against the file: what still
+    /// differs, each object once (a veth end read by name in a later
+    /// slice is looked at again there). A slice's reading is let go once
+    /// diffed: verifying a thousand pods holds one slice's views and
+    /// objects at a time, not all of them.
+    async fn verify(
+        &self,
+        desired: &Desired,
+        records: &Records,
+        extra_scope: &Scope,
+        slices: &[Part],
+    ) -> Result<(Vec<Change>, Vec<plan::Conflict>), EngineError> {
+        let (mut changes, mut conflicts) = (Vec::new(), Vec::new());
+        let (mut seen, mut seen_conflicts) = (BTreeSet::new(), BTreeSet::new());
+        for slice in slices {
+            let again = self
+                .snapshot(
+                    slice.desired_of(desired),
+                    records.clone(),
+                    extra_scope.clone(),
+                    Some(slice),
+                )
+                .await?;
+            let plan = again.plan;
+            changes.extend(
+                plan.changes
+                    .into_iter()
+                    .filter(|c| seen.insert(c.id.clone())),
+            );
+            conflicts.extend(
+                (plan.conflicts.into_iter()).filter(|c| seen_conflicts.insert(c.id.clone())),
+            );
+        }
+        Ok((changes, conflicts))
+    }
+
     /// Observes, plans, executes, records and verifies. The caller holds
     /// the lock.
     async fn reconcile(
@@ -433,22 +469,24 @@ impl<K: KernelPort> Engine<K> {
             // just before and matched (or the plan would have touched
             // them), and re-reading a thousand pods to verify one route
             // would cost what the first read did.
-            let touched = Part::touched_by(&snapshot.desired, plan);
-            let verified = part.unwrap_or(&touched);
+            let sliced;
+            let slices = match part {
+                Some(part) => std::slice::from_ref(part),
+                None => {
+                    let touched = Part::touched_by(&snapshot.desired, plan);
+                    sliced = touched.slices(&snapshot.desired, VERIFY_SLICE);
+                    &sliced[..]
+                }
+            };
             // (What this run restored is declared now: read back as such.)
-            let again = self
-                .snapshot(
-                    snapshot.desired.clone(),
-                    records,
-                    extra_scope,
-                    Some(verified),
-                )
+            let (changes, conflicts) = self
+                .verify(&snapshot.desired, &records, &extra_scope, slices)
                 .await?;
-            if again.plan.is_empty() && again.plan.conflicts.is_empty() {
+            if changes.is_empty() && conflicts.is_empty() {
                 run.settle(&mut record, &snapshot.desired, &snapshot.restored);
             }
-            execution.unverified = again.plan.changes;
-            execution.unverified_conflicts = again.plan.conflicts;
+            execution.unverified = changes;
+            execution.unverified_conflicts = conflicts;
         }
         // Even after the journal failed, the record may still fit; if it
         // does not, the journal stays for the next run to fold in. A
@@ -548,6 +586,94 @@ impl Part {
         }
     }
 
+    /// This part (whole namespaces, as `touched_by` makes) cut in slices
+    /// of at most `size` of its namespaces, each read whole, with the far
+    /// ends in earlier slices of its veths read by name. Every object is
+    /// so verified in the slice reading its namespace whole, and a veth
+    /// between two slices in the later one: a bridge namespace's slice
+    /// does not pull in every pod, each pod's slice takes its own port.
+    fn slices(&self, desired: &Desired, size: usize) -> Vec<Part> {
+        let names: Vec<&String> = self.namespaces.iter().collect();
+        let slice_of: BTreeMap<&str, usize> = (names.iter().enumerate())
+            .map(|(at, ns)| (ns.as_str(), at / size))
+            .collect();
+        let veths: Vec<(&ResourceId, &String, &String)> = (desired.resources.iter())
+            .filter_map(|(id, resource)| match resource {
+                Resource::Link(LinkKind::Veth { peer_ns, peer }) => Some((id, peer_ns, peer)),
+                _ => None,
+            })
+            .collect();
+        let mut slices = Vec::new();
+        for (at, chunk) in names.chunks(size).enumerate() {
+            let mut only_interfaces: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for &(id, peer_ns, peer) in &veths {
+                let (end, far) = (slice_of.get(id.ns.as_str()), slice_of.get(peer_ns.as_str()));
+                let (Some(&end), Some(&far)) = (end, far) else {
+                    continue;
+                };
+                if end == at && far < at {
+                    only_interfaces
+                        .entry(peer_ns.clone())
+                        .or_default()
+                        .insert(peer.clone());
+                } else if far == at && end < at {
+                    only_interfaces
+                        .entry(id.ns.clone())
+                        .or_default()
+                        .insert(id.name.clone());
+                }
+            }
+            for names in only_interfaces.values_mut() {
+                // What marks the namespace netloom's.
+                names.insert(LOOPBACK.to_string());
+            }
+            let mut slice = Part {
+                namespaces: chunk.iter().map(|ns| ns.to_string()).collect(),
+                outside: BTreeSet::new(),
+                only_interfaces,
+            };
+            slice
+                .namespaces
+                .extend(slice.only_interfaces.keys().cloned());
+            // Both ends: the one seen, its peer unseen, is a stranger veth
+            // under its own name.
+            // (Only veths with an end read whole can be: the ends read by
+            // name are the far ends of this slice's veths.)
+            let whole = |ns: &str| slice_of.get(ns) == Some(&at);
+            slice.outside = (veths.iter())
+                .filter(|(id, peer_ns, _)| whole(&id.ns) || whole(peer_ns))
+                .filter(|(id, peer_ns, peer)| {
+                    !(slice.sees_interface(&id.ns, &id.name) && slice.sees_interface(peer_ns, peer))
+                })
+                .flat_map(|(id, peer_ns, peer)| [(*id).clone(), ResourceId::link(peer_ns, peer)])
+                .collect();
+            slices.push(slice);
+        }
+        slices
+    }
+
+    /// The file's objects that `snapshot` can look at in this part (the
+    /// veths reaching out of it left out): ids begin with their namespace,
+    /// so each namespace is one range of the map, not a walk of all of it.
+    /// Of a namespace read in part, what is on the interfaces read, and
+    /// the routes and sysctls (read whatever interface they are on).
+    fn desired_of(&self, desired: &Desired) -> Desired {
+        let resources = self.namespaces.iter().flat_map(|ns| {
+            let first = ResourceId::new(ns, Kind::Namespace, "");
+            (desired.resources.range(first..)).take_while(move |(id, _)| id.ns == *ns)
+        });
+        let wanted = |id: &ResourceId, resource: &Resource| {
+            matches!(id.kind, Kind::Route | Kind::Sysctl) || self.in_view(id, resource)
+        };
+        Desired {
+            topology: desired.topology.clone(),
+            resources: resources
+                .filter(|(id, resource)| wanted(id, resource) && !self.outside.contains(id))
+                .map(|(id, resource)| (id.clone(), resource.clone()))
+                .collect(),
+        }
+    }
+
     fn of(desired: &Desired, touched: &Touched) -> Part {
         let veths = || {
             desired
@@ -637,6 +763,12 @@ impl Part {
 
 /// The loopback every namespace has.
 const LOOPBACK: &str = "lo";
+
+/// Namespaces read back at once when verifying an apply: each slice's
+/// views and objects are let go once diffed (a thousand pods' at once
+/// were the peak of an apply), and a slice is still large enough to keep
+/// observe's concurrency busy.
+pub(super) const VERIFY_SLICE: usize = 64;
 
 /// Whether the file routes something in `ns` without naming the device.
 fn routes_without_device(desired: &Desired, ns: &str) -> bool {

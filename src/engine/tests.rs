@@ -804,6 +804,69 @@ fn verify_reads_back_only_the_namespaces_the_plan_touched() {
     assert_eq!(state.record(&topology.name), record);
 }
 
+/// `pods` pods on one bridge, as benches/scale.rs lays them out.
+fn pods_on_a_bridge(pods: usize) -> Topology {
+    let mut text =
+        "name: many\nbridges:\n  br0:\n    addresses: [10.100.0.1/16]\npods:\n".to_string();
+    for pod in 0..pods {
+        text.push_str(&format!(
+            "  p{pod}:\n    interfaces:\n      eth0: {{ bridge: br0, addresses: [10.100.{}.{}/16] }}\n    routes: [{{ to: default, via: 10.100.0.1 }}]\n",
+            (pod + 2) / 256,
+            (pod + 2) % 256,
+        ));
+    }
+    parse("many.yaml", &text)
+}
+
+#[test]
+fn verify_in_slices_reports_every_change_the_kernel_ignored_once() {
+    let pods = super::reconcile::VERIFY_SLICE + 6;
+    let topology = pods_on_a_bridge(pods);
+    // The host end of the pod read last ("p9" sorts after "p69").
+    let names = TempState::new("slices-names");
+    let planned = apply(&engine(FakeKernel::new(), &names, Mode::Lab), &topology).plan;
+    let host_end = planned
+        .changes
+        .iter()
+        .find_map(|c| match &c.to {
+            Some(Resource::Link(LinkKind::Veth { peer_ns, .. })) if peer_ns == "p9" => {
+                Some(c.id.name.clone())
+            }
+            _ => None,
+        })
+        .expect("p9's veth");
+
+    let state = TempState::new("slices");
+    let kernel = FakeKernel::new();
+    // One object in the first slice, the port of a pod in the last: read
+    // whole in the first, by name again in the last.
+    let route = ResourceId::new("p0", Kind::Route, "0.0.0.0/0 metric 0");
+    let port_up = ResourceId::new("", Kind::Up, host_end);
+    kernel.ignore(route.clone());
+    kernel.ignore(port_up.clone());
+    let engine = engine(kernel, &state, Mode::Lab);
+    let run = apply(&engine, &topology);
+    assert!(run.failure.is_none() && !run.succeeded());
+    let mut unverified: Vec<&ResourceId> = run.unverified.iter().map(|c| &c.id).collect();
+    unverified.sort();
+    assert_eq!(unverified, [&port_up, &route]);
+    // Read back in slices, none larger than one and the ports it reaches.
+    let observations = engine.kernel().observations();
+    let verify = &observations[1..];
+    assert_eq!(verify.len(), 2, "{verify:?}");
+    let read: usize = verify.iter().map(|slice| slice.len()).sum();
+    assert_eq!(
+        read,
+        pods + 2,
+        "every namespace once, and the bridge's again"
+    );
+    assert!(
+        verify
+            .iter()
+            .all(|slice| slice.len() <= super::reconcile::VERIFY_SLICE + 1)
+    );
+}
+
 /// The (before, after) pairs of tests/transitions: edits that keep one
 /// end of a veth at its (namespace, name) while the pair itself is made
 /// anew, by name.

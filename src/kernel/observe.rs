@@ -120,7 +120,9 @@ impl Kernel {
                 };
                 l.master.into_iter().chain(underlay)
             });
-            for index in referred.filter(|i| !read.contains(i)).collect::<Vec<_>>() {
+            // Each once: the ports read of a bridge share their master.
+            let unread: BTreeSet<u32> = referred.filter(|i| !read.contains(i)).collect();
+            for index in unread {
                 if let Some(name) = link::link_name(&handle, index).await? {
                     names_elsewhere.insert(index, name);
                 }
