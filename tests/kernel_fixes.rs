@@ -719,3 +719,27 @@ fn a_sysctl_goes_to_the_namespace_of_the_thread_that_writes_it() {
         "the sandbox's own value is untouched"
     );
 }
+
+/// `ip netns delete` unmounts, then unlinks: a netloom run looking in
+/// between must not take the file for a leftover and unlink it first
+/// (the user's command would fail); one still there later is one.
+#[test]
+fn a_namespace_file_being_deleted_is_no_leftover_but_one_that_stays_is() {
+    if !inside_sandbox("a_namespace_file_being_deleted_is_no_leftover_but_one_that_stays_is") {
+        return;
+    }
+    use netloom::kernel::netns::remove_leftover;
+    std::fs::write("/run/netns/going", "").unwrap();
+    let deleter = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::remove_file("/run/netns/going")
+    });
+    assert!(!remove_leftover("going").unwrap(), "its deleter unlinks it");
+    deleter
+        .join()
+        .unwrap()
+        .expect("the deleter's own unlink works");
+    std::fs::write("/run/netns/stays", "").unwrap();
+    assert!(remove_leftover("stays").unwrap());
+    assert!(!std::path::Path::new("/run/netns/stays").exists());
+}

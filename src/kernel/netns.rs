@@ -205,15 +205,31 @@ pub fn delete_netns(name: &str) -> io::Result<()> {
 /// Removes what a deletion killed between its unmount and its unlink left
 /// behind: a plain file, not a namespace, under /run/netns. Returns
 /// whether there was one.
+///
+/// A deletion running right now (`ip netns delete` by hand) also leaves
+/// such a file, for the moment between its two steps: a file is taken
+/// for a leftover only if it is still there a little later, and one its
+/// deleter unlinked meanwhile is gone either way.
 pub fn remove_leftover(name: &str) -> io::Result<bool> {
     check_name(name)?;
     let path = netns_path(name);
-    if !path.exists() || netns_exists(name) {
+    let leftover = || path.exists() && !netns_exists(name);
+    if !leftover() {
         return Ok(false);
     }
-    fs::remove_file(&path)?;
-    Ok(true)
+    std::thread::sleep(LEFTOVER_GRACE);
+    if !leftover() {
+        return Ok(false);
+    }
+    match fs::remove_file(&path) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        removed => removed.map(|()| true),
+    }
 }
+
+/// How long a deletion in progress may take between its unmount and its
+/// unlink before its file counts as left behind.
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Runs a command inside namespace `name` and waits for it, like
 /// `ip netns exec` (without its private /sys: only the network namespace
