@@ -791,7 +791,14 @@ impl<K: KernelPort> Engine<K> {
         part: Option<&Part>,
     ) {
         let made = record.all_namespaces();
-        let deleted = |ns: &str| made.contains(ns) && !self.kernel.namespace_exists(ns);
+        let deleted: BTreeSet<&str> = (made.iter())
+            .filter(|ns| !self.kernel.namespace_exists(ns))
+            .map(String::as_str)
+            .collect();
+        if deleted.is_empty() {
+            return;
+        }
+        let deleted = |ns: &str| deleted.contains(ns);
         let in_part = |ns: &str| part.is_none_or(|part| part.namespaces.contains(ns));
         let far_ends: Vec<ResourceId> = desired
             .resources
