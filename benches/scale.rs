@@ -55,6 +55,7 @@ use netlink_packet_route::link::{
     LinkFlags, LinkMessage,
 };
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netloom::model::expand::NAMESPACE_BASELINE as BASELINE;
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
@@ -292,14 +293,6 @@ fn bare_build(pods: usize, link_local: bool) {
     // Every namespace thread and socket ends with the process.
     std::process::exit(0);
 }
-
-/// The baseline sysctls the bare build writes, and so reads back.
-const BASELINE: [(&str, &str); 4] = [
-    ("net.ipv4.conf.all.promote_secondaries", "1"),
-    ("net.ipv4.conf.default.promote_secondaries", "1"),
-    ("net.ipv6.conf.all.accept_dad", "0"),
-    ("net.ipv6.conf.default.accept_dad", "0"),
-];
 
 /// Dumps one kind of object in the calling thread's namespace.
 fn bare_dump(request: RouteNetlinkMessage) -> Vec<RouteNetlinkMessage> {
@@ -657,117 +650,96 @@ fn measure_once(row: &mut Row, files: &Files, settings: &Settings) -> Option<()>
     Some(())
 }
 
+/// A table column: its header, and its cell in a row.
+type Column = (&'static str, fn(&Row) -> String);
+
 /// One markdown table: a caption, a header, a line of cells per row.
-fn section(out: &mut String, caption: &str, header: &[&str], cells: Vec<Vec<String>>) {
+fn section(out: &mut String, caption: &str, columns: &[Column], rows: &[Row]) {
+    let header: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let _ = writeln!(out, "\n{caption}\n\n| {} |", header.join(" | "));
-    let _ = writeln!(out, "|{}", "---:|".repeat(header.len()));
-    for row in cells {
-        let _ = writeln!(out, "| {} |", row.join(" | "));
+    let _ = writeln!(out, "|{}", "---:|".repeat(columns.len()));
+    for row in rows {
+        let cells: Vec<String> = columns.iter().map(|(_, cell)| cell(row)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
 }
 
+fn seconds(samples: &Samples) -> String {
+    format!("{:.2}", samples.median())
+}
+
+fn ratio(a: &Samples, b: &Samples) -> String {
+    format!("{:.2}x", a.median() / b.median())
+}
+
+fn mib(samples: &Samples) -> String {
+    format!("{:.0} MiB", samples.median())
+}
+
 fn table(rows: &[Row], runs: usize, link_local: bool) -> String {
-    let s = |samples: &Samples| format!("{:.2}", samples.median());
-    let ratio = |a: &Samples, b: &Samples| format!("{:.2}x", a.median() / b.median());
-    let mib = |samples: &Samples| format!("{:.0} MiB", samples.median());
     let mut out = format!(
         "Medians of {runs} run(s), in seconds unless said; the machine quiet before each method. Pods without IPv6 link-local unless said.\n"
     );
-    section(
-        &mut out,
-        "Build:",
-        &[
-            "pods",
-            "netloom apply",
-            "bare netlink",
-            "ip -batch",
-            "netloom / bare",
-            "ip / netloom",
-            "peak RSS netloom",
-            "peak RSS bare",
-        ],
-        rows.iter()
-            .map(|row| {
-                vec![
-                    row.pods.to_string(),
-                    s(&row.netloom_apply),
-                    s(&row.bare_build),
-                    s(&row.ip_build),
-                    ratio(&row.netloom_apply, &row.bare_build),
-                    ratio(&row.ip_build, &row.netloom_apply),
-                    mib(&row.netloom_peak_mib),
-                    mib(&row.bare_peak_mib),
-                ]
-            })
-            .collect(),
-    );
+    let build: [Column; 8] = [
+        ("pods", |r| r.pods.to_string()),
+        ("netloom apply", |r| seconds(&r.netloom_apply)),
+        ("bare netlink", |r| seconds(&r.bare_build)),
+        ("ip -batch", |r| seconds(&r.ip_build)),
+        ("netloom / bare", |r| ratio(&r.netloom_apply, &r.bare_build)),
+        ("ip / netloom", |r| ratio(&r.ip_build, &r.netloom_apply)),
+        ("peak RSS netloom", |r| mib(&r.netloom_peak_mib)),
+        ("peak RSS bare", |r| mib(&r.bare_peak_mib)),
+    ];
+    section(&mut out, "Build:", &build, rows);
+    let again: [Column; 12] = [
+        ("pods", |r| r.pods.to_string()),
+        ("netloom no-op", |r| seconds(&r.netloom_noop)),
+        ("bare read-and-compare", |r| seconds(&r.bare_read)),
+        ("no-op / bare read", |r| {
+            ratio(&r.netloom_noop, &r.bare_read)
+        }),
+        ("no-op / ip build", |r| {
+            format!(
+                "{:.0}%",
+                100.0 * r.netloom_noop.median() / r.ip_build.median()
+            )
+        }),
+        ("one change", |r| seconds(&r.netloom_one_change)),
+        ("one change / no-op", |r| {
+            ratio(&r.netloom_one_change, &r.netloom_noop)
+        }),
+        ("netloom destroy", |r| seconds(&r.netloom_destroy)),
+        ("ip destroy", |r| seconds(&r.ip_destroy)),
+        ("ip destroy, until gone", |r| seconds(&r.ip_destroy_gone)),
+        ("destroy / ip", |r| ratio(&r.netloom_destroy, &r.ip_destroy)),
+        ("destroy / ip until gone", |r| {
+            ratio(&r.netloom_destroy, &r.ip_destroy_gone)
+        }),
+    ];
     section(
         &mut out,
         "No-op and destroy (\"until gone\": until the kernel has torn the veths down, which netloom's destroy waits for and `ip netns delete` does not):",
-        &[
-            "pods",
-            "netloom no-op",
-            "bare read-and-compare",
-            "no-op / bare read",
-            "no-op / ip build",
-            "one change",
-            "one change / no-op",
-            "netloom destroy",
-            "ip destroy",
-            "ip destroy, until gone",
-            "destroy / ip",
-            "destroy / ip until gone",
-        ],
-        rows.iter()
-            .map(|row| {
-                vec![
-                    row.pods.to_string(),
-                    s(&row.netloom_noop),
-                    s(&row.bare_read),
-                    ratio(&row.netloom_noop, &row.bare_read),
-                    format!(
-                        "{:.0}%",
-                        100.0 * row.netloom_noop.median() / row.ip_build.median()
-                    ),
-                    s(&row.netloom_one_change),
-                    ratio(&row.netloom_one_change, &row.netloom_noop),
-                    s(&row.netloom_destroy),
-                    s(&row.ip_destroy),
-                    s(&row.ip_destroy_gone),
-                    ratio(&row.netloom_destroy, &row.ip_destroy),
-                    ratio(&row.netloom_destroy, &row.ip_destroy_gone),
-                ]
-            })
-            .collect(),
+        &again,
+        rows,
     );
     if link_local {
+        let quiet: [Column; 8] = [
+            ("pods", |r| r.pods.to_string()),
+            ("netloom", |r| seconds(&r.netloom_apply_ll)),
+            ("bare", |r| seconds(&r.bare_build_ll)),
+            ("ip -batch", |r| seconds(&r.ip_build_ll)),
+            ("quiet netloom", |r| seconds(&r.netloom_quiet_ll)),
+            ("quiet bare", |r| seconds(&r.bare_quiet_ll)),
+            ("quiet ip", |r| seconds(&r.ip_quiet_ll)),
+            ("quiet netloom / ip", |r| {
+                ratio(&r.netloom_quiet_ll, &r.ip_quiet_ll)
+            }),
+        ];
         section(
             &mut out,
             "Pods with IPv6 link-local addresses (`ipv6_link_local: true`), build and until the machine is quiet again:",
-            &[
-                "pods",
-                "netloom",
-                "bare",
-                "ip -batch",
-                "quiet netloom",
-                "quiet bare",
-                "quiet ip",
-                "quiet netloom / ip",
-            ],
-            rows.iter()
-                .map(|row| {
-                    vec![
-                        row.pods.to_string(),
-                        s(&row.netloom_apply_ll),
-                        s(&row.bare_build_ll),
-                        s(&row.ip_build_ll),
-                        s(&row.netloom_quiet_ll),
-                        s(&row.bare_quiet_ll),
-                        s(&row.ip_quiet_ll),
-                        ratio(&row.netloom_quiet_ll, &row.ip_quiet_ll),
-                    ]
-                })
-                .collect(),
+            &quiet,
+            rows,
         );
     }
     out
